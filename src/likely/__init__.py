@@ -1,0 +1,1 @@
+"""likely: open customer AI."""

@@ -1,0 +1,263 @@
+"""Ingesting source files into a dataset: read, check, type, de-duplicate, write, record.
+
+A failed ingest changes nothing: the new rows go to a new Parquet part written atomically, and the
+part only becomes part of the dataset when the catalog transaction that lists it commits. A part
+left on disk by a crash is never listed, so never read.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+
+from likely.catalog import Catalog, utcnow
+from likely.data.datasets import check_name, dataset_dir, find_dataset, open_dataset
+from likely.data.quality import quality_report
+from likely.data.schema import DatasetKind
+from likely.data.sources import (
+    FORMATS,
+    SourceFormat,
+    apply_column_map,
+    expand_paths,
+    infer_format,
+    read_source,
+)
+from likely.data.validate import OnError, Problem, Validated, validate
+from likely.engine import read_parquet
+from likely.errors import AlreadyExistsError, ConfigError, DataError
+from likely.storage import exclusive_lock, sha256_file, write_expr
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    from ibis.backends import BaseBackend
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did, for the CLI table and the JSON API."""
+
+    dataset: str
+    kind: DatasetKind
+    files: tuple[str, ...]
+    rows_read: int
+    rows_ingested: int
+    rows_skipped: int
+    duplicates_dropped: int
+    part: str
+    seconds: float
+    quality: dict[str, Any]
+    problems: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def ingest(
+    catalog: Catalog,
+    con: BaseBackend,
+    root: Path,
+    kind: DatasetKind,
+    paths: Sequence[str | Path],
+    name: str,
+    *,
+    fmt: SourceFormat | None = None,
+    column_map: Mapping[str, str] | None = None,
+    on_error: OnError = "fail",
+    allow_duplicate_file: bool = False,
+    now: datetime,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Add the rows of ``paths`` to dataset ``name`` (created if new). See the module docstring."""
+    started = time.perf_counter()
+    check_name(name)
+    _check_options(fmt, on_error)
+    files = expand_paths(paths)
+    with exclusive_lock(dataset_dir(root, name) / ".lock", f"Dataset '{name}'"):
+        existing = find_dataset(catalog, root, name)
+        if existing is not None and existing.kind != kind:
+            raise ConfigError(
+                f"Dataset '{name}' holds {existing.kind}, not {kind}. Pick another --name."
+            )
+        hashes = _check_duplicate_files(catalog, name, files, allow_duplicate_file)
+        checked = _read_and_validate(con, files, kind, fmt, column_map or {}, on_error, progress)
+        new_rows = _union(checked)
+        old = open_dataset(con, existing) if existing and existing.parts else None
+        new_rows = _deduplicate(new_rows, old)
+        part = dataset_dir(root, name) / f"part-{uuid.uuid4().hex[:12]}.parquet"
+        _step(progress, "writing", 0, 1)
+        write_expr(new_rows, part)
+        try:
+            return _record(
+                catalog, con, root, name, kind, files, hashes, checked, part, existing,
+                now=now, started=started,
+            )
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+
+
+def _check_options(fmt: str | None, on_error: str) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"Unknown --format '{fmt}'. Allowed: {', '.join(FORMATS)}.")
+    if on_error not in ("fail", "skip"):
+        raise ConfigError(f"Unknown --on-error '{on_error}'. Allowed: fail, skip.")
+
+
+def _check_duplicate_files(
+    catalog: Catalog, name: str, files: list[Path], allow: bool
+) -> list[str]:
+    hashes = [sha256_file(f) for f in files]
+    if allow:
+        return hashes
+    seen: dict[str, Path] = {}
+    for path, digest in zip(files, hashes):
+        if digest in seen:
+            raise AlreadyExistsError(
+                f"File '{path}' has the same content as '{seen[digest]}' in this ingest. "
+                "Pass each file once, or --allow-duplicate-file."
+            )
+        seen[digest] = path
+        row = catalog.query_one(
+            "SELECT f.source, p.ingested_at FROM ingested_files f "
+            "JOIN dataset_parts p ON p.id = f.part_id WHERE f.dataset = ? AND f.sha256 = ?",
+            (name, digest),
+        )
+        if row is not None:
+            raise AlreadyExistsError(
+                f"File '{path}' was already ingested into dataset '{name}' (as '{row['source']}' "
+                f"at {row['ingested_at']}). Nothing was ingested. Pass --allow-duplicate-file "
+                "to ingest it again (exact duplicate events are still dropped)."
+            )
+    return hashes
+
+
+def _read_and_validate(
+    con: BaseBackend,
+    files: list[Path],
+    kind: DatasetKind,
+    fmt: SourceFormat | None,
+    column_map: Mapping[str, str],
+    on_error: OnError,
+    progress: Progress | None,
+) -> list[Validated]:
+    checked = []
+    for i, path in enumerate(files):
+        _step(progress, f"checking {path.name}", i, len(files))
+        file_format = fmt or infer_format(path)
+        table = apply_column_map(read_source(con, path, file_format), column_map, path,
+                                 file_format)
+        sources = {canonical: source for canonical, source in column_map.items()}
+        checked.append(validate(table, kind, path, on_error=on_error, sources=sources))
+    _step(progress, "checked", len(files), len(files))
+    return checked
+
+
+def _union(checked: list[Validated]) -> ir.Table:
+    """All files' rows as one table; columns missing from a file are null there."""
+    tables = [v.table for v in checked]
+    schema = _merged_schema([(str(v.path), v.table) for v in checked])
+    aligned = [
+        t.select(**{c: (t[c].cast(typ) if c in t.columns else ibis.null(typ))
+                    for c, typ in schema.items()})
+        for t in tables
+    ]
+    return ibis.union(*aligned, distinct=False) if len(aligned) > 1 else aligned[0]
+
+
+def _deduplicate(new_rows: ir.Table, old: ir.Table | None) -> ir.Table:
+    """Drop exact duplicate rows, within the new files and against what the dataset holds."""
+    distinct = new_rows.distinct()
+    if old is None:
+        return distinct
+    _merged_schema([("the dataset", old), ("the new files", distinct)])
+    old_aligned = old.select(
+        **{c: (old[c].cast(t) if c in old.columns else ibis.null(t))
+           for c, t in distinct.schema().items()}
+    )
+    return distinct.difference(old_aligned)
+
+
+def _merged_schema(tables: list[tuple[str, ir.Table]]) -> dict[str, Any]:
+    """One type per column across tables; numbers widen, other mismatches are refused."""
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for label, table in tables:
+        for column, dtype in table.schema().items():
+            if column not in merged or dtype.is_null():
+                merged.setdefault(column, dtype)
+                origin.setdefault(column, label)
+                continue
+            known = merged[column]
+            if known == dtype or known.is_null():
+                merged[column] = dtype if known.is_null() else known
+            elif known.is_numeric() and dtype.is_numeric():
+                merged[column] = ibis.dtype("float64")
+            else:
+                raise DataError(
+                    f"Column '{column}' is {known} in {origin[column]} but {dtype} in {label}. "
+                    "Convert the column, or map it to another name with --map."
+                )
+    return merged
+
+
+def _record(
+    catalog: Catalog,
+    con: BaseBackend,
+    root: Path,
+    name: str,
+    kind: DatasetKind,
+    files: list[Path],
+    hashes: list[str],
+    checked: list[Validated],
+    part: Path,
+    existing: Any,
+    *,
+    now: datetime,
+    started: float,
+) -> IngestReport:
+    parts = [*(existing.parts if existing else ()), part]
+    full = read_parquet(con, parts)
+    quality = quality_report(full, kind, now=now)
+    rows_new = int(read_parquet(con, [part]).count().execute())
+    rows_valid = sum(v.rows_read - v.rows_skipped for v in checked)
+    columns = [{"name": c, "type": str(t)} for c, t in full.schema().items()]
+    stamp = utcnow()
+    problems = tuple({"file": str(v.path), **p.__dict__} for v in checked for p in v.problems)
+    with catalog.transaction():
+        if existing is None:
+            catalog.insert("datasets", {"name": name, "kind": kind, "created_at": stamp,
+                                        "updated_at": stamp, "columns": columns,
+                                        "quality": quality})
+        else:
+            catalog.update("datasets", "name", name,
+                           {"updated_at": stamp, "columns": columns, "quality": quality})
+        part_id = catalog.insert("dataset_parts", {
+            "dataset": name, "path": str(part.relative_to(root)), "rows": rows_new,
+            "rows_skipped": sum(v.rows_skipped for v in checked),
+            "duplicates_dropped": rows_valid - rows_new, "ingested_at": stamp,
+        })
+        for v, digest in zip(checked, hashes):
+            catalog.insert("ingested_files", {"dataset": name, "part_id": part_id,
+                                              "source": str(v.path), "sha256": digest,
+                                              "rows": v.rows_read})
+    return IngestReport(
+        dataset=name, kind=kind, files=tuple(str(f) for f in files),
+        rows_read=sum(v.rows_read for v in checked), rows_ingested=rows_new,
+        rows_skipped=sum(v.rows_skipped for v in checked),
+        duplicates_dropped=rows_valid - rows_new, part=str(part.relative_to(root)),
+        seconds=round(time.perf_counter() - started, 3), quality=quality, problems=problems,
+    )
+
+
+def _step(progress: Progress | None, what: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(what, done, total)

@@ -1,0 +1,117 @@
+"""The data-quality report every dataset gets at ingest.
+
+All figures are aggregated in the engine; only small results (one row of counts, one row per day,
+one row per event type) come back to Python. Stored in the catalog as JSON and shown by
+``likely datasets show``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from likely.data.schema import EVENT_TYPE, PROFILE_ID, TIMESTAMP, UPDATED_AT, DatasetKind
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+MAX_GAPS_LISTED = 20
+MAX_EVENT_TYPES = 50
+
+
+def quality_report(table: ir.Table, kind: DatasetKind, *, now: datetime) -> dict[str, Any]:
+    """Rows, profiles, time span, gaps, completeness, event types and freshness as of ``now``.
+
+    ``now`` is an argument (not read from the clock) so a report can be recomputed for any date.
+    """
+    counts = table.aggregate(
+        rows=table.count(),
+        profiles=table[PROFILE_ID].nunique(),
+        **{f"nonnull_{i}": table[c].count() for i, c in enumerate(table.columns)},
+    ).execute().iloc[0]
+    rows = int(counts["rows"])
+    report: dict[str, Any] = {
+        "kind": kind,
+        "rows": rows,
+        "profiles": int(counts["profiles"]),
+        "columns": len(table.columns),
+        "completeness": {
+            c: round(100.0 * int(counts[f"nonnull_{i}"]) / rows, 2) if rows else 0.0
+            for i, c in enumerate(table.columns)
+        },
+    }
+    time_column = TIMESTAMP if kind == "events" else UPDATED_AT
+    if time_column in table.columns:
+        report.update(_time_span(table, time_column, now))
+    if kind == "events":
+        report["event_types"] = _event_types(table)
+    else:
+        report["rows_per_profile_max"] = _max_rows_per_profile(table)
+    return report
+
+
+def _time_span(table: ir.Table, column: str, now: datetime) -> dict[str, Any]:
+    days = (
+        table.filter(table[column].notnull())
+        .group_by(day=table[column].date())
+        .aggregate(events=lambda t: t.count())
+        .order_by("day")
+        .execute()
+    )
+    if days.empty:
+        return {"first": None, "last": None, "days_of_history": 0, "gap_days": 0, "gaps": []}
+    bounds = table.aggregate(first=table[column].min(), last=table[column].max()).execute()
+    first, last = bounds["first"].iloc[0].to_pydatetime(), bounds["last"].iloc[0].to_pydatetime()
+    active = {_as_date(d) for d in days["day"]}
+    gaps = _gaps(min(active), max(active), active)
+    return {
+        "first": first.isoformat(),
+        "last": last.isoformat(),
+        "days_of_history": (last.date() - first.date()).days + 1,
+        "active_days": len(active),
+        "gap_days": sum(g["days"] for g in gaps),
+        "gaps": gaps[:MAX_GAPS_LISTED],
+        "freshness_days": round((now.replace(tzinfo=None) - last).total_seconds() / 86400, 2),
+    }
+
+
+def _gaps(first: date, last: date, active: set[date]) -> list[dict[str, Any]]:
+    """Runs of consecutive days with no events between the first and the last day."""
+    gaps: list[dict[str, Any]] = []
+    day, start = first, None
+    while day <= last:
+        if day not in active and start is None:
+            start = day
+        elif day in active and start is not None:
+            gaps.append({"from": start.isoformat(), "to": (day - timedelta(days=1)).isoformat(),
+                         "days": (day - start).days})
+            start = None
+        day += timedelta(days=1)
+    return gaps
+
+
+def _event_types(table: ir.Table) -> dict[str, int]:
+    if EVENT_TYPE not in table.columns:
+        return {}
+    counts = (
+        table.group_by(EVENT_TYPE)
+        .aggregate(n=lambda t: t.count())
+        .order_by([lambda t: t.n.desc(), EVENT_TYPE])
+        .limit(MAX_EVENT_TYPES)
+        .execute()
+    )
+    return {str(k) if k is not None else "(none)": int(n)
+            for k, n in zip(counts[EVENT_TYPE], counts["n"])}
+
+
+def _max_rows_per_profile(table: ir.Table) -> int:
+    per = table.group_by(PROFILE_ID).aggregate(n=lambda t: t.count())
+    return int(per.n.max().execute() or 0)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return value.to_pydatetime().date()
