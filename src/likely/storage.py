@@ -58,10 +58,9 @@ def write_batches(
     """Write record batches as they come, so a large result never sits in memory whole."""
     import pyarrow.parquet as pq
 
-    with atomic_path(target) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in batches():
-                writer.write_batch(batch)
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in batches():
+            writer.write_batch(batch)
     return Path(target)
 
 

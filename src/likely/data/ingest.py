@@ -29,7 +29,7 @@ from likely.data.sources import (
     infer_format,
     read_source,
 )
-from likely.data.validate import OnError, Problem, Validated, validate
+from likely.data.validate import OnError, Validated, validate
 from likely.engine import read_parquet
 from likely.errors import AlreadyExistsError, ConfigError, DataError
 from likely.storage import exclusive_lock, sha256_file, write_expr
@@ -197,8 +197,10 @@ def _merged_schema(tables: list[tuple[str, ir.Table]]) -> dict[str, Any]:
                 origin.setdefault(column, label)
                 continue
             known = merged[column]
-            if known == dtype or known.is_null():
-                merged[column] = dtype if known.is_null() else known
+            if known.is_null():
+                merged[column] = dtype
+            elif _same_type(known, dtype):
+                pass
             elif known.is_numeric() and dtype.is_numeric():
                 merged[column] = ibis.dtype("float64")
             else:
@@ -207,6 +209,13 @@ def _merged_schema(tables: list[tuple[str, ir.Table]]) -> dict[str, Any]:
                     "Convert the column, or map it to another name with --map."
                 )
     return merged
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    """Equal up to nullability and timestamp precision (Parquet stores microseconds)."""
+    if a.is_timestamp() and b.is_timestamp():
+        return True
+    return a.copy(nullable=True) == b.copy(nullable=True)
 
 
 def _record(

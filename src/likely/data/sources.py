@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import ibis
-import ibis.expr.datatypes as dt
 
 from likely.errors import ConfigError, DataError
 
@@ -142,13 +141,11 @@ def parse_column_map(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         canonical, sep, source = item.partition("=")
         if not sep or not canonical.strip() or not source.strip():
-            raise ConfigError(f"--map '{item}' must look like canonical=source, e.g. profile_id=cust")
+            raise ConfigError(
+                f"--map '{item}' must look like canonical=source, e.g. profile_id=cust"
+            )
         mapping[canonical.strip()] = source.strip()
     return mapping
-
-
-def string_type() -> dt.DataType:
-    return dt.String(nullable=True)
 
 
 def _first_line(exc: Exception) -> str:

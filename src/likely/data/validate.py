@@ -199,6 +199,7 @@ def _problem(
     shown = table.filter(check).order_by(ROW).limit(EXAMPLES)
     sample = shown.select(ROW, raw=table[column].cast(dt.string)).execute()
     examples = tuple(
-        (int(r), "" if v is None or v != v else str(v)) for r, v in zip(sample[ROW], sample["raw"])
+        (int(r), "" if v is None or v != v else str(v))
+        for r, v in zip(sample[ROW], sample["raw"])
     )
     return Problem(column, issue, rows, examples)
