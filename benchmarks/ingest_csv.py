@@ -1,0 +1,62 @@
+"""Time ingesting a 1M-event CSV into a fresh workspace.
+
+Run: .venv/bin/python benchmarks/ingest_csv.py [--events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from _machine import describe, peak_rss_mb
+
+from likely.workspace import Workspace
+
+TYPES = ["commerce.productViews", "web.webpagedetails.pageViews", "commerce.purchases",
+         "commerce.productListAdds", "directMarketing.emailOpened", "search"]
+
+
+def make_csv(path: Path, events: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2025-01-01T00:00:00")
+    seconds = rng.integers(0, 180 * 86400, events)
+    event_type = rng.choice(TYPES, events, p=[0.4, 0.3, 0.05, 0.1, 0.1, 0.05])
+    value = np.where(event_type == "commerce.purchases", rng.lognormal(3, 1, events).round(2),
+                     np.nan)
+    table = pa.table({
+        "profile_id": [f"p{i}" for i in rng.integers(0, 100_000, events)],
+        "timestamp": [str(t) + "Z" for t in (start + seconds.astype("timedelta64[s]"))],
+        "event_type": event_type,
+        "value": pa.array(value, mask=np.isnan(value)),
+        "channel": rng.choice(["web", "app", "email"], events),
+        "category": rng.choice([f"cat{i}" for i in range(12)], events),
+    })
+    pacsv.write_csv(table, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "events.csv"
+        make_csv(src, args.events)
+        size_mb = src.stat().st_size / 2**20
+        ws = Workspace.create(Path(tmp) / "ws")
+        started = time.perf_counter()
+        report = ws.ingest_events([src], "events")
+        seconds = time.perf_counter() - started
+    print(f"machine: {describe()}")
+    print(f"csv: {args.events:,} events, {size_mb:.0f} MiB")
+    print(f"ingest: {seconds:.1f} s ({args.events / seconds:,.0f} events/s), "
+          f"rows ingested {report.rows_ingested:,}, duplicates dropped "
+          f"{report.duplicates_dropped:,}, peak RSS {peak_rss_mb():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

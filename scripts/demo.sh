@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make demo`: generate demo data, ingest it, build two instances, run them, show where to look.
+set -euo pipefail
+WS="${1:-demo-workspace}"
+BIN="$(dirname "$0")/../.venv/bin"
+export LIKELY_WORKSPACE="$WS"
+rm -rf "$WS"
+"$BIN/likely" init "$WS"
+"$BIN/likely" demo-data --profiles "${DEMO_PROFILES:-20000}" --days "${DEMO_DAYS:-240}" --seed 7 \
+  --out "$WS/demo-data"
+"$BIN/likely" datasets ingest events "$WS/demo-data/events.parquet" --name demo-events
+"$BIN/likely" datasets ingest profiles "$WS/demo-data/profiles.parquet" --name demo-profiles
+if "$BIN/likely" instances --help >/dev/null 2>&1; then
+  "$BIN/likely" instances create -f examples/purchase-30d.yaml
+  "$BIN/likely" instances create -f examples/churn-60d.yaml
+  "$BIN/likely" run purchase-30d
+  "$BIN/likely" run churn-60d
+  "$BIN/likely" runs list purchase-30d
+  "$BIN/likely" scores purchase-30d --top 10
+fi
+echo
+echo "Workspace: $WS  (catalog: $WS/catalog.sqlite, data: $WS/data, outputs: $WS/runs)"
+echo "Try: LIKELY_WORKSPACE=$WS .venv/bin/likely datasets show demo-events"

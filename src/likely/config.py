@@ -1,0 +1,142 @@
+"""Instance configuration: one pydantic model per file, unknown keys refused by name.
+
+An instance is one question asked of the data ("who will buy in the next 30 days?"), described
+without ML knowledge. Example ``instance.yaml``::
+
+    name: purchase-30d
+    type: conversion
+    datasets: {events: web, profiles: crm}
+    goal:
+      conditions: ["event_type = 'commerce.purchases'"]
+      window_days: 30
+    population:
+      lookback_days: 45          # default: anyone active in the last 45 days
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from likely.errors import ConfigError
+
+Schedule = Literal["manual", "daily", "weekly", "monthly"]
+
+#: Fields `likely instances edit` may change; anything else makes a new instance (clone).
+EDITABLE = ("name", "description", "schedule")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetsConfig(_Strict):
+    events: str = Field(description="Events dataset name.")
+    profiles: str | None = Field(None, description="Profiles dataset name (optional).")
+
+
+class GoalConfig(_Strict):
+    """What counts as success: the goal events within ``window_days`` after the anchor."""
+
+    conditions: list[str] = Field(min_length=1)
+    match: Literal["all", "any"] = "any"
+    occurs: bool = Field(True, description="False: the goal is that the event will NOT occur.")
+    window_days: int = Field(30, ge=1, le=365)
+
+
+class PopulationConfig(_Strict):
+    """Who gets scored: event activity in the lookback window and/or profile attributes."""
+
+    conditions: list[str] = Field(default_factory=list,
+                                  description="Event conditions; empty = any event.")
+    match: Literal["all", "any"] = "any"
+    lookback_days: int = Field(45, ge=1, le=730)
+    profile_conditions: list[str] = Field(default_factory=list)
+
+
+class InstanceConfig(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    type: Literal["conversion", "churn"] = "conversion"
+    datasets: DatasetsConfig
+    goal: GoalConfig
+    population: PopulationConfig = PopulationConfig()
+    custom_events: dict[str, str] = Field(default_factory=dict)
+    profile_attributes: list[str] | None = Field(
+        None, description="Profile attributes to use as features; default: all usable.")
+    exclusions: list[str] = Field(default_factory=list,
+                                  description="Events matching any of these are removed first.")
+    schedule: Schedule = "manual"
+    buckets: tuple[float, float] = (25.0, 75.0)
+    min_positives: int = Field(500, ge=1)
+    min_negatives: int = Field(500, ge=1)
+    min_auc: float = Field(0.65, ge=0.0, le=1.0)
+    max_anchors: int = Field(8, ge=1, le=24)
+    max_training_rows: int = Field(2_000_000, ge=1_000)
+    retrain_days: int = Field(90, ge=1)
+
+    @field_validator("buckets")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low < high < 100:
+            raise ValueError("buckets must be two cut-offs with 0 < low < high < 100")
+        return value
+
+    @model_validator(mode="after")
+    def _custom_event_names(self) -> InstanceConfig:
+        for name in self.custom_events:
+            if not name.strip():
+                raise ValueError("custom event names must not be empty")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def parse_instance_config(data: dict[str, Any], *, source: str = "config") -> InstanceConfig:
+    """Validate a config mapping; errors name the source, the key path and the valid keys."""
+    try:
+        return InstanceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid instance config in {source}: {_explain(exc)}") from None
+
+
+def load_instance_config(path: str | Path) -> InstanceConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"Config file '{path}' does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file '{path}' must hold a mapping of keys, e.g. 'name: ...'.")
+    return parse_instance_config(data, source=f"'{path}'")
+
+
+def _explain(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            model = _model_at(error["loc"][:-1])
+            valid = ", ".join(model.model_fields) if model else ""
+            problems.append(f"unknown key '{where}' (valid keys here: {valid})")
+        else:
+            problems.append(f"'{where}': {error['msg']}")
+    return "; ".join(problems)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = InstanceConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None) if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None if field is None else model
+        model = annotation
+    return model
