@@ -1,0 +1,103 @@
+"""Who is asked, and what the answer was: the eligible population and the goal labels.
+
+Both are cut by an explicit ``anchor`` instant:
+
+- the population at ``anchor`` is every profile with at least one qualifying event in
+  ``[anchor - lookback, anchor)`` whose profile attributes (as of ``anchor``) meet the profile
+  conditions;
+- the label at ``anchor`` is whether the goal happened in ``(anchor, anchor + window]``
+  (inverted when the goal is that the event will *not* occur).
+
+Leakage trap: a label looks *after* the anchor, so nothing computed here may be used as a feature;
+features are built separately from events strictly before the anchor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+import ibis
+
+from likely.conditions import Condition, combine, compile_condition
+from likely.data.schema import PROFILE_ID, TIMESTAMP, UPDATED_AT
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+LABEL = "label"
+
+
+@dataclass(frozen=True)
+class PopulationRule:
+    conditions: tuple[Condition, ...]
+    match: Literal["all", "any"]
+    lookback_days: int
+    profile_conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class GoalRule:
+    conditions: tuple[Condition, ...]
+    match: Literal["all", "any"]
+    occurs: bool
+    window_days: int
+
+
+def profiles_as_of(profiles: ir.Table, anchor: datetime) -> ir.Table:
+    """One row per profile: its latest row stamped before ``anchor`` (unstamped rows count)."""
+    if UPDATED_AT not in profiles.columns:
+        return profiles.distinct(on=PROFILE_ID, keep="first")
+    known = profiles.filter(profiles[UPDATED_AT].isnull() | (profiles[UPDATED_AT] < anchor))
+    rank = ibis.row_number().over(
+        group_by=known[PROFILE_ID], order_by=known[UPDATED_AT].desc(nulls_first=False)
+    )
+    return known.mutate(_rank=rank).filter(lambda t: t._rank == 0).drop("_rank")
+
+
+def eligible(
+    events: ir.Table, profiles: ir.Table | None, rule: PopulationRule, anchor: datetime
+) -> ir.Table:
+    """The profiles eligible at ``anchor``: a one-column table of distinct ``profile_id``."""
+    start = anchor - timedelta(days=rule.lookback_days)
+    recent = events.filter((events[TIMESTAMP] >= start) & (events[TIMESTAMP] < anchor))
+    ids = _profiles_matching(recent, rule.conditions, rule.match)
+    if rule.profile_conditions and profiles is not None:
+        current = profiles_as_of(profiles, anchor)
+        keep = combine(list(rule.profile_conditions), "all", current)
+        allowed = current.filter(keep).select(PROFILE_ID).distinct()
+        ids = ids.semi_join(allowed, PROFILE_ID).select(PROFILE_ID)
+    return ids
+
+
+def goal_met(events: ir.Table, rule: GoalRule, anchor: datetime) -> ir.Table:
+    """Profiles whose goal events happened in ``(anchor, anchor + window]``."""
+    end = anchor + timedelta(days=rule.window_days)
+    window = events.filter((events[TIMESTAMP] > anchor) & (events[TIMESTAMP] <= end))
+    return _profiles_matching(window, rule.conditions, rule.match)
+
+
+def labelled(
+    population: ir.Table, events: ir.Table, rule: GoalRule, anchor: datetime
+) -> ir.Table:
+    """``population`` with an int8 ``label``: 1 = the goal was met (as the instance defines it)."""
+    met = goal_met(events, rule, anchor).mutate(_met=ibis.literal(1, "int8"))
+    joined = population.left_join(met, PROFILE_ID).select(population[PROFILE_ID], "_met")
+    happened = joined._met.notnull()
+    label = happened if rule.occurs else ~happened
+    return joined.select(PROFILE_ID, **{LABEL: label.cast("int8")})
+
+
+def _profiles_matching(
+    events: ir.Table, conditions: Sequence[Condition], match: Literal["all", "any"]
+) -> ir.Table:
+    if not conditions:
+        return events.select(PROFILE_ID).distinct()
+    if match == "any" or len(conditions) == 1:
+        return events.filter(combine(list(conditions), "any", events)).select(PROFILE_ID).distinct()
+    flags = {f"_c{i}": compile_condition(c, events).any() for i, c in enumerate(conditions)}
+    per_profile = events.group_by(PROFILE_ID).aggregate(**flags)
+    everything = ibis.and_(*(per_profile[name] for name in flags))
+    return per_profile.filter(everything).select(PROFILE_ID)

@@ -1,0 +1,179 @@
+"""Writing a run's outputs: scores (event and profile format), reason codes, global factors.
+
+Scoring streams the feature table in Arrow batches, so memory stays bounded by the batch, not by
+the population. All files go into the run's own folder (see :mod:`likely.scoring.records`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from likely.data.schema import PROFILE_ID
+from likely.engine import read_parquet
+from likely.features import FeaturePlan, arrow_frame
+from likely.model.explain import contributions
+from likely.scoring import records
+from likely.scoring.scores import (
+    BUCKETS,
+    FACTOR_TYPE,
+    FactorNames,
+    buckets,
+    percentiles,
+    reason_codes,
+    relative_scores,
+)
+from likely.scoring.windows import RunWindows
+from likely.storage import write_expr, write_json, write_table
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from likely.model.train import PropensityModel
+    from likely.scoring.run import RunContext
+
+BATCH_ROWS = 100_000
+TOP_GLOBAL = 10
+HISTOGRAM_BINS = 10
+
+SCORES_FILE = "scores.parquet"
+PROFILE_SCORES_FILE = "profile_scores.parquet"
+FEATURES_FILE = "features.parquet"
+FACTORS_FILE = "factors.json"
+
+
+def write_features(ctx: RunContext, features: ir.Table) -> Path:
+    return write_expr(features.order_by(PROFILE_ID), ctx.folder / FEATURES_FILE)
+
+
+def score_and_explain(
+    ctx: RunContext, plan: FeaturePlan, model: PropensityModel, model_id: str,
+    windows: RunWindows,
+) -> None:
+    """Predict and explain every scored profile, then write scores, profile table, factors."""
+    factor_names = FactorNames([f.id for f in plan.features], [f.name for f in plan.features])
+    scale = np.asarray(ctx.metrics.pop("_holdout_mean_abs_shap", None)
+                       or np.ones(len(plan.features)))
+    ids, probs, codes = [], [], []
+    abs_sum = np.zeros(len(plan.features))
+    source = pq.ParquetFile(ctx.folder / FEATURES_FILE)
+    total, done = source.metadata.num_rows, 0
+    explained = True
+    with ctx.stage("explanations"):
+        for batch in source.iter_batches(batch_size=BATCH_ROWS):
+            frame = arrow_frame(batch, plan)
+            ids.append(batch.column(PROFILE_ID))
+            probs.append(model.predict_proba(frame))
+            try:
+                contrib = contributions(model, frame)[:, :-1]
+                abs_sum += np.abs(contrib).sum(axis=0)
+                values = [frame[c].to_numpy(dtype=object) for c in factor_names.ids]
+                codes.append(reason_codes(contrib, values, factor_names, scale))
+            except Exception as exc:  # scores stay useful without reasons (code 414)
+                explained = False
+                ctx.notes.append(f"[414] Explanations could not be computed: {exc}")
+            done += batch.num_rows
+            ctx.report("scoring and explaining", done, total)
+    probability = np.concatenate(probs) if probs else np.zeros(0)
+    table = _scores_table(ctx, ids, probability, codes if explained else None, model_id, windows)
+    write_table(table, ctx.folder / SCORES_FILE)
+    _write_profile_scores(ctx, windows)
+    mean_abs = abs_sum / max(total, 1)
+    write_json(global_factors(ctx, plan, mean_abs), ctx.folder / FACTORS_FILE)
+    ctx.counts["buckets"] = {b: int((table["bucket"].to_numpy(zero_copy_only=False) == b).sum())
+                             for b in BUCKETS}
+
+
+def _scores_table(
+    ctx: RunContext, ids: list, probability: np.ndarray, codes: list | None, model_id: str,
+    windows: RunWindows,
+) -> pa.Table:
+    score, reference = relative_scores(probability)
+    ctx.metrics["score_reference_probability"] = reference
+    n = len(probability)
+    factors = pa.concat_arrays(codes) if codes else pa.nulls(n, pa.list_(FACTOR_TYPE))
+    return pa.table({
+        PROFILE_ID: pa.concat_arrays([c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+                                      for c in ids]) if ids else pa.array([], pa.string()),
+        "score_date": pa.array([windows.as_of] * n, pa.date32()),
+        "probability": pa.array(probability, pa.float64()),
+        "score": pa.array(score, pa.float64()),
+        "percentile": pa.array(percentiles(probability), pa.int16()),
+        "bucket": pa.array(buckets(score, ctx.config.buckets), pa.string()),
+        "influential_factors": factors,
+        "model_id": pa.array([model_id] * n, pa.string()),
+        "run_id": pa.array([ctx.run_id] * n, pa.string()),
+        "instance_id": pa.array([ctx.instance.id] * n, pa.string()),
+    })
+
+
+def _write_profile_scores(ctx: RunContext, windows: RunWindows) -> None:
+    """Latest score per profile: this run's scores over the previous profile table."""
+    import ibis
+
+    new = read_parquet(ctx.con, [ctx.folder / SCORES_FILE])
+    previous = records.latest_success(ctx.catalog, ctx.instance.id)
+    table = new
+    if previous is not None and previous.as_of != windows.as_of.isoformat():
+        old_path = records.run_dir(ctx.root, ctx.instance.id, previous.id) / PROFILE_SCORES_FILE
+        if old_path.exists():
+            old = read_parquet(ctx.con, [old_path])
+            old = old.anti_join(new, PROFILE_ID)
+            old = old.filter(old.score_date < windows.as_of)
+            table = ibis.union(new, old.select(*new.columns))
+    write_expr(table.order_by(PROFILE_ID), ctx.folder / PROFILE_SCORES_FILE)
+
+
+def global_factors(ctx: RunContext, plan: FeaturePlan, mean_abs: np.ndarray) -> dict[str, Any]:
+    """Mean |SHAP| per factor over the scored population, and for the top factors the
+    distribution of their values in each bucket (histogram, category shares, coverage %)."""
+    order = np.argsort(-mean_abs)
+    factors = [{"factor": plan.features[i].id, "name": plan.features[i].name,
+                "kind": plan.features[i].kind, "mean_abs_shap": float(mean_abs[i])}
+               for i in order]
+    features = read_parquet(ctx.con, [ctx.folder / FEATURES_FILE])
+    scores = read_parquet(ctx.con, [ctx.folder / SCORES_FILE]).select(PROFILE_ID, "bucket")
+    joined = features.join(scores, PROFILE_ID)
+    for entry in factors[:TOP_GLOBAL]:
+        entry["by_bucket"] = _distribution(joined, entry["factor"], entry["kind"])
+    return {"generated_for": ctx.run_id, "factors": factors}
+
+
+def _distribution(joined: ir.Table, column: str, kind: str) -> dict[str, Any]:
+    col = joined[column]
+    per_bucket = joined.group_by("bucket").aggregate(rows=joined.count(), known=col.count())
+    coverage = {r["bucket"]: {"rows": int(r["rows"]),
+                              "coverage_pct": round(100 * r["known"] / max(r["rows"], 1), 2)}
+                for r in per_bucket.execute().to_dict("records")}
+    if kind == "categorical":
+        counts = joined.group_by(["bucket", column]).aggregate(n=joined.count()).execute()
+        shares: dict[str, dict[str, float]] = {}
+        for r in counts.to_dict("records"):
+            rows = coverage[r["bucket"]]["rows"]
+            label = "(missing)" if r[column] is None else str(r[column])
+            shares.setdefault(r["bucket"], {})[label] = round(100 * r["n"] / rows, 2)
+        return {"type": "categorical", "buckets": coverage, "shares_pct": shares}
+    bounds = joined.aggregate(lo=col.min(), hi=col.max()).execute().iloc[0]
+    lo, hi = bounds["lo"], bounds["hi"]
+    if lo is None or hi is None or np.isnan(lo):
+        return {"type": "numeric", "buckets": coverage, "edges": [], "shares_pct": {}}
+    edges = np.linspace(float(lo), float(hi), HISTOGRAM_BINS + 1)
+    width = (edges[-1] - edges[0]) / HISTOGRAM_BINS or 1.0
+    bin_index = ((col - float(lo)) / width).floor().clip(0, HISTOGRAM_BINS - 1).cast("int64")
+    counts = (joined.filter(col.notnull()).mutate(_bin=bin_index)
+              .group_by(["bucket", "_bin"]).aggregate(n=lambda t: t.count()).execute())
+    shares = {}
+    for r in counts.to_dict("records"):
+        rows = coverage[r["bucket"]]["rows"]
+        shares.setdefault(r["bucket"], [0.0] * HISTOGRAM_BINS)[int(r["_bin"])] = round(
+            100 * r["n"] / rows, 2)
+    return {"type": "numeric", "buckets": coverage, "edges": edges.round(4).tolist(),
+            "shares_pct": shares}
+
+
+def current_scores_path(root: Path, instance_id: str, run_id: str) -> Path:
+    return records.run_dir(root, instance_id, run_id) / PROFILE_SCORES_FILE

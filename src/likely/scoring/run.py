@@ -1,0 +1,200 @@
+"""A run: train on past anchors, score everyone eligible now, explain, write outputs.
+
+The stages hand each other plain data. Every failure of a requirement is a coded
+:class:`~likely.errors.RunError`; the run is recorded with that status and code, and nothing the
+previous successful run wrote is touched (this run's files go to its own folder, which only
+becomes current when the catalog marks the run successful).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from likely.catalog import Catalog, utcnow
+from likely.conditions import Condition, combine, parse_condition
+from likely.config import InstanceConfig
+from likely.data.datasets import get_dataset, open_dataset
+from likely.data.schema import TIMESTAMP
+from likely.errors import LikelyError, RunError
+from likely.model.labels import GoalRule, PopulationRule
+from likely.scoring import pipeline, records
+from likely.scoring.instances import Instance, outputs_dir
+from likely.scoring.records import FAILED, RUNNING, SUCCESS, SUPERSEDED, RunRecord
+from likely.scoring.windows import plan_windows
+from likely.storage import exclusive_lock, write_json
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    from ibis.backends import BaseBackend
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class RunContext:
+    """What every stage of one run can see; stages record timings, counts and notes here."""
+
+    catalog: Catalog
+    con: BaseBackend
+    root: Path
+    instance: Instance
+    run_id: str
+    folder: Path
+    progress: Progress | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> InstanceConfig:
+        return self.instance.config
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.report(name, 0, 1)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - started, 3)
+
+    def report(self, what: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(what, done, total)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The instance's data and rules, compiled against the datasets."""
+
+    events: ir.Table
+    profiles: ir.Table | None
+    population: PopulationRule
+    goal: GoalRule
+    custom_events: dict[str, Condition]
+
+
+def run_instance(
+    catalog: Catalog,
+    con: BaseBackend,
+    root: Path,
+    instance: Instance,
+    *,
+    as_of: date | None = None,
+    progress: Progress | None = None,
+) -> RunRecord:
+    """Run an instance at ``as_of`` (default: the newest event's date) and return its record.
+
+    Raises :class:`RunError` (after recording the failed run) when a requirement is not met.
+    Only one run of an instance at a time: a second one is refused with a BusyError.
+    """
+    lock = outputs_dir(root, instance.id) / ".lock"
+    with exclusive_lock(lock, f"Instance '{instance.name}'"):
+        run_id = f"run-{uuid.uuid4().hex[:12]}"
+        folder = records.run_dir(root, instance.id, run_id)
+        ctx = RunContext(catalog, con, root, instance, run_id, folder, progress)
+        with catalog.transaction():
+            catalog.insert("runs", {"id": run_id, "instance_id": instance.id,
+                                    "as_of": (as_of or date.min).isoformat(), "status": RUNNING,
+                                    "started_at": utcnow()})
+        try:
+            resolved_as_of, model_id = _execute(ctx, as_of)
+        except LikelyError as exc:
+            _finish_failed(ctx, exc)
+            raise
+        except Exception as exc:
+            _finish_failed(ctx, RunError(0, f"Unexpected failure: {exc}"))
+            raise
+        return _finish_success(ctx, resolved_as_of, model_id)
+
+
+def _execute(ctx: RunContext, as_of: date | None) -> tuple[date, str]:
+    with ctx.stage("prepare"):
+        inputs = _compile_inputs(ctx)
+        first, last = _event_bounds(ctx, inputs.events)
+        windows = plan_windows(ctx.config, first, last, as_of)
+        ctx.metrics["windows"] = windows.to_dict()
+        with ctx.catalog.transaction():
+            ctx.catalog.update("runs", "id", ctx.run_id, {"as_of": windows.as_of.isoformat()})
+    model_id = pipeline.train_and_score(ctx, inputs, windows)
+    return windows.as_of, model_id
+
+
+def _compile_inputs(ctx: RunContext) -> RunInputs:
+    cfg = ctx.config
+    events = open_dataset(ctx.con, get_dataset(ctx.catalog, ctx.root, cfg.datasets.events))
+    schema = dict(events.schema().items())
+    profiles = None
+    if cfg.datasets.profiles:
+        profiles = open_dataset(ctx.con,
+                                get_dataset(ctx.catalog, ctx.root, cfg.datasets.profiles))
+    total = int(events.count().execute())
+    ctx.counts["events"] = total
+    if total == 0:
+        raise RunError(412, f"Dataset '{cfg.datasets.events}' has no events. Ingest data first.")
+    if cfg.exclusions:
+        excluded = combine([parse_condition(c, schema) for c in cfg.exclusions], "any", events)
+        events = events.filter(~excluded.fill_null(False))
+        kept = int(events.count().execute())
+        ctx.counts["events_after_exclusions"] = kept
+        if kept == 0:
+            raise RunError(411, f"No events left after the exclusions ({total:,} excluded). "
+                                "Check the exclusion conditions.")
+    profile_schema = dict(profiles.schema().items()) if profiles is not None else {}
+    pop = cfg.population
+    population = PopulationRule(
+        conditions=tuple(parse_condition(c, schema) for c in pop.conditions),
+        match=pop.match, lookback_days=pop.lookback_days,
+        profile_conditions=tuple(parse_condition(c, profile_schema)
+                                 for c in pop.profile_conditions),
+    )
+    goal = GoalRule(conditions=tuple(parse_condition(c, schema) for c in cfg.goal.conditions),
+                    match=cfg.goal.match, occurs=cfg.goal.occurs,
+                    window_days=cfg.goal.window_days)
+    custom = {name: parse_condition(text, schema) for name, text in cfg.custom_events.items()}
+    return RunInputs(events, profiles, population, goal, custom)
+
+
+def _event_bounds(ctx: RunContext, events: ir.Table) -> tuple[datetime, datetime]:
+    bounds = events.aggregate(first=events[TIMESTAMP].min(),
+                              last=events[TIMESTAMP].max()).execute().iloc[0]
+    return bounds["first"].to_pydatetime(), bounds["last"].to_pydatetime()
+
+
+def _finish_success(ctx: RunContext, as_of: date, model_id: str) -> RunRecord:
+    stamp = utcnow()
+    previous = [r for r in records.successful_runs(ctx.catalog, ctx.instance.id)
+                if r.as_of == as_of.isoformat()]
+    values = {"status": SUCCESS, "finished_at": stamp, "model_id": model_id,
+              "timings": ctx.timings, "counts": ctx.counts, "metrics": ctx.metrics,
+              "notes": ctx.notes}
+    write_json({"id": ctx.run_id, "instance_id": ctx.instance.id, "as_of": as_of.isoformat(),
+                **values}, ctx.folder / "run.json")
+    with ctx.catalog.transaction():
+        ctx.catalog.update("runs", "id", ctx.run_id, values)
+        for old in previous:
+            ctx.catalog.update("runs", "id", old.id, {"status": SUPERSEDED})
+    for old in previous:  # re-running a score date replaces that date's outputs
+        shutil.rmtree(records.run_dir(ctx.root, ctx.instance.id, old.id), ignore_errors=True)
+    return records.get_run(ctx.catalog, ctx.run_id)
+
+
+def _finish_failed(ctx: RunContext, exc: LikelyError) -> None:
+    status = exc.status if isinstance(exc, RunError) else FAILED
+    code = exc.code if isinstance(exc, RunError) and exc.code else None
+    with ctx.catalog.transaction():
+        ctx.catalog.update("runs", "id", ctx.run_id, {
+            "status": status, "finished_at": utcnow(), "timings": ctx.timings,
+            "counts": ctx.counts, "metrics": ctx.metrics, "notes": ctx.notes,
+            "error_code": code, "error": exc.message})
+    shutil.rmtree(ctx.folder, ignore_errors=True)
+    exc.detail.setdefault("run_id", ctx.run_id)
