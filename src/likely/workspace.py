@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from likely.catalog import Catalog
+from likely.config import InstanceConfig
 from likely.data import datasets as _datasets
 from likely.data.ingest import IngestReport, Progress, ingest
 from likely.data.schema import DatasetKind
@@ -28,9 +29,16 @@ from likely.data.sources import SourceFormat
 from likely.data.validate import OnError
 from likely.engine import EngineSettings, connect
 from likely.errors import WorkspaceError
+from likely.scoring import instances as _instances
+from likely.scoring import records as _records
+from likely.scoring import results as _results
+from likely.scoring.run import run_instance
 
 if TYPE_CHECKING:
+    from datetime import date
+
     import ibis.expr.types as ir
+    import pyarrow as pa
     from ibis.backends import BaseBackend
 
 DEFAULT_PATH = "likely-workspace"
@@ -118,3 +126,68 @@ class Workspace:
     def delete_dataset(self, name: str, *, force: bool = False) -> list[str]:
         """Delete a dataset; returns the instances that used it (only possible with ``force``)."""
         return _datasets.delete_dataset(self.catalog, self.path, name, force=force)
+
+    # -- instances ----------------------------------------------------------------------------
+
+    def create_instance(self, config: InstanceConfig | dict) -> _instances.Instance:
+        """Create a prediction instance after checking it against its datasets."""
+        if isinstance(config, dict):
+            from likely.config import parse_instance_config
+
+            config = parse_instance_config(config)
+        return _instances.create_instance(self.catalog, self.path, config)
+
+    def instances(self) -> list[_instances.Instance]:
+        return _instances.list_instances(self.catalog)
+
+    def instance(self, name: str) -> _instances.Instance:
+        return _instances.get_instance(self.catalog, name)
+
+    def edit_instance(self, name: str, **changes) -> _instances.Instance:
+        """Change name, description or schedule (anything else needs a clone)."""
+        return _instances.edit_instance(self.catalog, name, changes)
+
+    def clone_instance(self, name: str, new_name: str, **overrides) -> _instances.Instance:
+        return _instances.clone_instance(self.catalog, self.path, name, new_name, overrides)
+
+    def delete_instance(self, name: str, *, keep_outputs: bool = False) -> _instances.Instance:
+        return _instances.delete_instance(self.catalog, self.path, name,
+                                          keep_outputs=keep_outputs)
+
+    # -- runs and outputs ---------------------------------------------------------------------
+
+    def run(self, name: str, *, as_of: date | None = None, progress=None) -> _records.RunRecord:
+        """Train, score, explain and write outputs for an instance; returns the run record."""
+        return run_instance(self.catalog, self.con, self.path, self.instance(name),
+                            as_of=as_of, progress=progress)
+
+    def runs(self, name: str) -> list[_records.RunRecord]:
+        return _records.list_runs(self.catalog, self.instance(name).id)
+
+    def get_run(self, name: str, run_id: str | None = None) -> _records.RunRecord:
+        """A run of the instance: ``run_id``, or the newest run of any status."""
+        return _results.find_run(self.catalog, self.instance(name), run_id)
+
+    def scores(self, name: str, *, profile_id: str | None = None,
+               top: int | None = None) -> pa.Table:
+        """Current scores (profile format), optionally one profile or the top N by score."""
+        return _results.scores(self.catalog, self.con, self.path, self.instance(name),
+                               profile_id=profile_id, top=top)
+
+    def score_history(self, name: str) -> ir.Table:
+        """Event format: one row per profile per successful run (score date)."""
+        return _results.history(self.catalog, self.con, self.path, self.instance(name))
+
+    def explain(self, name: str, profile_id: str) -> dict:
+        """A profile's current score and reason codes, plus its score history."""
+        return _results.explain_profile(self.catalog, self.con, self.path,
+                                        self.instance(name), profile_id)
+
+    def factors(self, name: str) -> dict:
+        """Global influential factors of the current run, with per-bucket distributions."""
+        return _results.factors(self.catalog, self.path, self.instance(name))
+
+    def export(self, name: str, out: str | Path, *, format: str = "parquet") -> Path:
+        """Write the current profile-format scores to CSV, Parquet or JSON Lines."""
+        return _results.export(self.catalog, self.con, self.path, self.instance(name),
+                               Path(out), format)

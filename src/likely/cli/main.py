@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from likely.cli import datasets, demo
+from likely.cli import datasets, demo, instances, runs
 from likely.cli.common import console, err_console
 from likely.errors import LikelyError
 
@@ -20,7 +20,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(instances.app, name="instances")
+app.add_typer(runs.runs_app, name="runs")
 app.command("demo-data")(demo.demo_data)
+app.command("run")(runs.run)
+app.command("scores")(runs.scores)
+app.command("explain")(runs.explain)
+app.command("export")(runs.export)
 
 
 @app.command("init")

@@ -1,0 +1,167 @@
+"""`likely run`, `likely runs ...`, `likely scores`, `likely explain`, `likely export`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from likely.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    console,
+    fmt_count,
+    open_workspace,
+    print_json,
+    progress_bar,
+)
+
+runs_app = typer.Typer(help="Runs of an instance.", no_args_is_help=True)
+
+
+def run(
+    name: str,
+    as_of: Annotated[str | None, typer.Option(help="Score date YYYY-MM-DD (default: newest "
+                                                   "event's date).")] = None,
+    workspace: WorkspaceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Train, score and explain an instance.
+
+    Example: likely run buyers --as-of 2025-06-30
+    """
+    ws = open_workspace(workspace)
+    with progress_bar(not json) as progress:
+        record = ws.run(name, as_of=_date(as_of), progress=progress)
+    if json:
+        return print_json(record.to_dict())
+    _print_summary(ws, name, record)
+
+
+def _print_summary(ws, name: str, record) -> None:
+    holdout = record.metrics.get("holdout", {})
+    console.print(f"Run [bold]{record.id}[/] of '{name}' as of {record.as_of}: "
+                  f"[green]{record.status}[/] in {sum(record.timings.values()):.1f}s")
+    console.print(f"  holdout AUC {holdout.get('auc', 0):.3f}, PR-AUC "
+                  f"{holdout.get('pr_auc', 0):.3f}, ECE {holdout.get('ece', 0):.3f}; "
+                  f"scored {fmt_count(record.counts.get('scored_profiles', 0))} profiles")
+    buckets = record.counts.get("buckets", {})
+    console.print("  buckets: " + ", ".join(f"{b} {fmt_count(n)}" for b, n in buckets.items()))
+    top = ws.factors(name)["factors"][:5]
+    console.print("  top factors: " + "; ".join(f["name"] for f in top))
+    for note in record.notes:
+        console.print(f"  [yellow]note:[/] {note}")
+    console.print(f"  outputs: {ws.path / 'runs' / record.instance_id / record.id}")
+
+
+@runs_app.command("list")
+def list_(name: str, workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
+    """List an instance's runs, newest first.
+
+    Example: likely runs list buyers
+    """
+    runs = open_workspace(workspace).runs(name)
+    if json:
+        return print_json([r.to_dict() for r in runs])
+    table = Table("run", "as of", "status", "AUC", "scored", "seconds", "error")
+    for r in runs:
+        auc = r.metrics.get("holdout", {}).get("auc")
+        table.add_row(r.id, r.as_of, r.status, f"{auc:.3f}" if auc else "-",
+                      fmt_count(r.counts.get("scored_profiles", "-")),
+                      f"{sum(r.timings.values()):.1f}",
+                      f"[{r.error_code}] {r.error}" if r.error else "")
+    console.print(table if runs else f"No runs yet: likely run {name}")
+
+
+@runs_app.command("show")
+def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
+         workspace: WorkspaceOption = None, json: JsonOption = False) -> None:
+    """Show one run (default: the newest): status, timings, counts, metrics, errors.
+
+    Example: likely runs show buyers
+    """
+    record = open_workspace(workspace).get_run(name, run_id)
+    if json:
+        return print_json(record.to_dict())
+    table = Table(show_header=False, title=f"run {record.id}")
+    for key in ("as_of", "status", "started_at", "finished_at", "model_id", "error"):
+        table.add_row(key, str(getattr(record, key) or ""))
+    for stage, seconds in record.timings.items():
+        table.add_row(f"time: {stage}", f"{seconds:.2f}s")
+    for key, value in record.counts.items():
+        table.add_row(f"count: {key}", fmt_count(value))
+    for key in ("auc", "pr_auc", "brier", "log_loss", "ece"):
+        if key in record.metrics.get("holdout", {}):
+            table.add_row(f"holdout {key}", f"{record.metrics['holdout'][key]:.4f}")
+    for note in record.notes:
+        table.add_row("note", note)
+    console.print(table)
+
+
+def scores(
+    name: str,
+    profile: Annotated[str | None, typer.Option(help="One profile id.")] = None,
+    top: Annotated[int, typer.Option(help="Show the N most likely.")] = 20,
+    workspace: WorkspaceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Current scores, most likely first.
+
+    Example: likely scores buyers --top 10
+    """
+    rows = open_workspace(workspace).scores(name, profile_id=profile, top=top).to_pylist()
+    if json:
+        return print_json(rows)
+    table = Table("profile", "score", "percentile", "bucket", "probability", "top factor")
+    for r in rows:
+        factor = (r["influential_factors"] or [{}])[0]
+        table.add_row(r["profile_id"], f"{r['score']:.1f}", str(r["percentile"]), r["bucket"],
+                      f"{r['probability']:.3f}", f"{factor.get('name', '')} "
+                      f"({factor.get('direction', '')})")
+    console.print(table)
+
+
+def explain(name: str, profile_id: str, workspace: WorkspaceOption = None,
+            json: JsonOption = False) -> None:
+    """Why a profile has its score: reason codes and score history.
+
+    Example: likely explain buyers p000123
+    """
+    result = open_workspace(workspace).explain(name, profile_id)
+    if json:
+        return print_json(result)
+    p = result["profile"]
+    console.print(f"Profile [bold]{profile_id}[/]: score {p['score']:.1f} ({p['bucket']}), "
+                  f"percentile {p['percentile']}, probability {p['probability']:.3f} "
+                  f"as of {p['score_date']}")
+    table = Table("factor", "value", "effect", "importance")
+    for f in p["influential_factors"] or []:
+        effect = "raises" if f["direction"] == "+" else "lowers"
+        table.add_row(f["name"], str(f["value"]), effect, f["importance"])
+    console.print(table)
+
+
+def export(
+    name: str,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    format: Annotated[str, typer.Option(help="csv, parquet or jsonl")] = "parquet",
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Export current scores (profile format).
+
+    Example: likely export buyers --format csv --out buyers.csv
+    """
+    path = open_workspace(workspace).export(name, out, format=format)
+    console.print(f"Wrote {path}")
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise typer.BadParameter(f"--as-of '{value}' is not a date like 2025-06-30.") from None
