@@ -29,10 +29,6 @@ from likely.data.sources import SourceFormat
 from likely.data.validate import OnError
 from likely.engine import EngineSettings, connect
 from likely.errors import WorkspaceError
-from likely.scoring import instances as _instances
-from likely.scoring import records as _records
-from likely.scoring import results as _results
-from likely.scoring.run import run_instance
 
 if TYPE_CHECKING:
     from datetime import date
@@ -40,6 +36,9 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pyarrow as pa
     from ibis.backends import BaseBackend
+
+    from likely.scoring import instances as _instances
+    from likely.scoring import records as _records
 
 DEFAULT_PATH = "likely-workspace"
 ENV_VAR = "LIKELY_WORKSPACE"
@@ -135,22 +134,34 @@ class Workspace:
             from likely.config import parse_instance_config
 
             config = parse_instance_config(config)
+        from likely.scoring import instances as _instances
+
         return _instances.create_instance(self.catalog, self.path, config)
 
     def instances(self) -> list[_instances.Instance]:
+        from likely.scoring import instances as _instances
+
         return _instances.list_instances(self.catalog)
 
     def instance(self, name: str) -> _instances.Instance:
+        from likely.scoring import instances as _instances
+
         return _instances.get_instance(self.catalog, name)
 
     def edit_instance(self, name: str, **changes) -> _instances.Instance:
         """Change name, description or schedule (anything else needs a clone)."""
+        from likely.scoring import instances as _instances
+
         return _instances.edit_instance(self.catalog, name, changes)
 
     def clone_instance(self, name: str, new_name: str, **overrides) -> _instances.Instance:
+        from likely.scoring import instances as _instances
+
         return _instances.clone_instance(self.catalog, self.path, name, new_name, overrides)
 
     def delete_instance(self, name: str, *, keep_outputs: bool = False) -> _instances.Instance:
+        from likely.scoring import instances as _instances
+
         return _instances.delete_instance(self.catalog, self.path, name,
                                           keep_outputs=keep_outputs)
 
@@ -158,36 +169,52 @@ class Workspace:
 
     def run(self, name: str, *, as_of: date | None = None, progress=None) -> _records.RunRecord:
         """Train, score, explain and write outputs for an instance; returns the run record."""
+        from likely.scoring.run import run_instance
+
         return run_instance(self.catalog, self.con, self.path, self.instance(name),
                             as_of=as_of, progress=progress)
 
     def runs(self, name: str) -> list[_records.RunRecord]:
+        from likely.scoring import records as _records
+
         return _records.list_runs(self.catalog, self.instance(name).id)
 
     def get_run(self, name: str, run_id: str | None = None) -> _records.RunRecord:
         """A run of the instance: ``run_id``, or the newest run of any status."""
+        from likely.scoring import results as _results
+
         return _results.find_run(self.catalog, self.instance(name), run_id)
 
     def scores(self, name: str, *, profile_id: str | None = None,
                top: int | None = None) -> pa.Table:
         """Current scores (profile format), optionally one profile or the top N by score."""
+        from likely.scoring import results as _results
+
         return _results.scores(self.catalog, self.con, self.path, self.instance(name),
                                profile_id=profile_id, top=top)
 
     def score_history(self, name: str) -> ir.Table:
         """Event format: one row per profile per successful run (score date)."""
+        from likely.scoring import results as _results
+
         return _results.history(self.catalog, self.con, self.path, self.instance(name))
 
     def explain(self, name: str, profile_id: str) -> dict:
         """A profile's current score and reason codes, plus its score history."""
+        from likely.scoring import results as _results
+
         return _results.explain_profile(self.catalog, self.con, self.path,
                                         self.instance(name), profile_id)
 
     def factors(self, name: str) -> dict:
         """Global influential factors of the current run, with per-bucket distributions."""
+        from likely.scoring import results as _results
+
         return _results.factors(self.catalog, self.path, self.instance(name))
 
     def export(self, name: str, out: str | Path, *, format: str = "parquet") -> Path:
         """Write the current profile-format scores to CSV, Parquet or JSON Lines."""
+        from likely.scoring import results as _results
+
         return _results.export(self.catalog, self.con, self.path, self.instance(name),
                                Path(out), format)
