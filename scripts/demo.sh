@@ -10,7 +10,7 @@ rm -rf "$WS"
   --out "$WS/demo-data"
 "$BIN/likely" datasets ingest events "$WS/demo-data/events.parquet" --name demo-events
 "$BIN/likely" datasets ingest profiles "$WS/demo-data/profiles.parquet" --name demo-profiles
-if "$BIN/likely" instances --help >/dev/null 2>&1; then
+if "$BIN/python" -c "import likely.scoring.run" >/dev/null 2>&1; then
   "$BIN/likely" instances create -f examples/purchase-30d.yaml
   "$BIN/likely" instances create -f examples/churn-60d.yaml
   "$BIN/likely" run purchase-30d
