@@ -38,17 +38,15 @@ def relative_scores(probability: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def percentiles(probability: np.ndarray) -> np.ndarray:
-    """1..100 by rank (ties share the lower rank): 100 = the most likely 1%."""
+    """1..100: the share of the scored population at or below this probability, rounded up.
+
+    100 = the most likely 1%; tied profiles share one percentile.
+    """
     n = len(probability)
     if n == 0:
         return np.zeros(0, dtype=np.int16)
-    order = np.argsort(probability, kind="stable")
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[order] = np.arange(1, n + 1)
-    sorted_p = probability[order]
-    first_of_tie = np.searchsorted(sorted_p, probability, side="left") + 1
-    ranks = np.minimum(ranks, first_of_tie)
-    return np.ceil(100.0 * ranks / n).clip(1, 100).astype(np.int16)
+    at_or_below = np.searchsorted(np.sort(probability), probability, side="right")
+    return np.ceil(100.0 * at_or_below / n).clip(1, 100).astype(np.int16)
 
 
 def buckets(score: np.ndarray, cutoffs: Sequence[float]) -> np.ndarray:
