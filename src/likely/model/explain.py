@@ -1,0 +1,287 @@
+"""Why a customer got their score: exact TreeSHAP contributions, top factors, reason codes.
+
+Contributions come from LightGBM itself (``Booster.predict(X, pred_contrib=True)``, exact
+TreeSHAP): for each row, one signed log-odds contribution per feature plus the base value, and
+``base value + Σ contributions == the model's raw log-odds`` exactly (up to float rounding).
+The calibrated probability is a monotone map of that raw score, so a factor that raises the raw
+score raises the probability too ('+'), and one that lowers it lowers it ('-').
+
+The core is ``explain_batch``: one bounded batch in, its top-k factors out, optionally adding to a
+``ShapAccumulator`` for global importance. ``explain`` loops over batches of any size, so a scoring
+run can stream 250k-row chunks and memory stays at one batch's ``rows × (features + 1)`` floats.
+
+TreeSHAP's cost grows with trees × leaves × depth², which is why training prefers shallow trees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from likely.errors import DataError
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    import pandas as pd
+
+    from likely.model.train import PropensityModel
+
+DEFAULT_BATCH_ROWS = 100_000
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class Explanations:
+    """Top-k factors per row, strongest first.
+
+    ``feature_index[i, j]`` is the column (in the model's feature order) of row ``i``'s ``j``-th
+    strongest factor and ``contribution[i, j]`` its signed log-odds contribution. ``raw_score`` is
+    base value + all contributions (not just the top k), i.e. the model's raw output.
+    """
+
+    feature_index: np.ndarray  # (rows, k) int32
+    contribution: np.ndarray  # (rows, k) float64
+    base_value: np.ndarray  # (rows,) float64
+    raw_score: np.ndarray  # (rows,) float64
+
+    @property
+    def rows(self) -> int:
+        return int(self.base_value.size)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Explanations]) -> Explanations:
+        if not parts:
+            raise DataError("No explanation batches to combine.")
+        return cls(
+            feature_index=np.concatenate([p.feature_index for p in parts]),
+            contribution=np.concatenate([p.contribution for p in parts]),
+            base_value=np.concatenate([p.base_value for p in parts]),
+            raw_score=np.concatenate([p.raw_score for p in parts]),
+        )
+
+
+class ShapAccumulator:
+    """Running sums of |SHAP| (and signed SHAP) per feature over every row seen so far."""
+
+    def __init__(self, n_features: int) -> None:
+        self.sum_abs = np.zeros(n_features)
+        self.sum = np.zeros(n_features)
+        self.rows = 0
+
+    def update(self, contribs: np.ndarray) -> None:
+        """Add a ``(rows, features + 1)`` contribution matrix (last column = base value)."""
+        values = contribs[:, : self.sum_abs.size]
+        self.sum_abs += np.abs(values).sum(axis=0)
+        self.sum += values.sum(axis=0)
+        self.rows += int(values.shape[0])
+
+    def mean_abs(self) -> np.ndarray:
+        if not self.rows:
+            raise DataError("No rows explained yet: global importance needs at least one batch.")
+        return self.sum_abs / self.rows
+
+
+@dataclass(frozen=True)
+class ImportanceScale:
+    """Maps a factor's |contribution| to 'high' / 'medium' / 'low'.
+
+    The yardstick is the global mean-|SHAP| distribution, through its maximum ``reference``: the
+    average |contribution| of the model's most influential factor. A factor is
+
+    - ``high`` when it moves this customer's log-odds by at least ``high`` × reference (default
+      half of what the strongest factor does on average),
+    - ``medium`` when by at least ``medium`` × reference (default a tenth),
+    - ``low`` otherwise.
+
+    Tying the cut-offs to the top factor (rather than to a quantile over all features) keeps the
+    labels stable when the feature set gains many weak features.
+    """
+
+    reference: float
+    high: float = 0.5
+    medium: float = 0.1
+
+    @classmethod
+    def from_mean_abs(cls, mean_abs: Any, high: float = 0.5, medium: float = 0.1):
+        values = np.asarray(mean_abs, dtype=float)
+        return cls(reference=float(values.max()) if values.size else 0.0, high=high, medium=medium)
+
+    def label(self, abs_contribution: float) -> str:
+        if self.reference <= 0:
+            return "low"
+        ratio = abs_contribution / self.reference
+        if ratio >= self.high:
+            return "high"
+        return "medium" if ratio >= self.medium else "low"
+
+
+def contributions(
+    model: PropensityModel | lgb.Booster, X: Any, *, num_threads: int | None = None
+) -> np.ndarray:
+    """Exact TreeSHAP matrix ``(rows, features + 1)``; the last column is the base value."""
+    booster, X = _booster_and_checked(model, X)
+    if num_threads is None:
+        num_threads = model.num_threads() if hasattr(model, "num_threads") else 0
+    out = booster.predict(X, pred_contrib=True, num_threads=num_threads)
+    return np.asarray(out, dtype=float)
+
+
+def explain_batch(
+    model: PropensityModel | lgb.Booster,
+    X: Any,
+    *,
+    top_k: int = 5,
+    accumulator: ShapAccumulator | None = None,
+    num_threads: int | None = None,
+) -> Explanations:
+    """Top-k factors of every row of one batch; adds the batch to ``accumulator`` if given.
+
+    Factors are ordered by |contribution|, ties by feature order. Memory is one
+    ``rows × (features + 1)`` float matrix, so keep batches bounded (``explain`` does).
+    """
+    contribs = contributions(model, X, num_threads=num_threads)
+    if accumulator is not None:
+        accumulator.update(contribs)
+    values = contribs[:, :-1]
+    k = min(top_k, values.shape[1])
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
+    return Explanations(
+        feature_index=order.astype(np.int32),
+        contribution=np.take_along_axis(values, order, axis=1),
+        base_value=contribs[:, -1].copy(),
+        raw_score=contribs.sum(axis=1),
+    )
+
+
+def explain(
+    model: PropensityModel | lgb.Booster,
+    X: Any,
+    *,
+    top_k: int = 5,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    accumulator: ShapAccumulator | None = None,
+    progress: Progress | None = None,
+    num_threads: int | None = None,
+) -> Explanations:
+    """Explain every row of ``X``, ``batch_rows`` at a time; ``progress(done, total)`` after each.
+
+    >>> expl = explain(model, X_scoring, top_k=3)        # doctest: +SKIP
+    >>> expl.feature_index[0], expl.contribution[0]     # doctest: +SKIP
+    """
+    total = int(X.shape[0])
+    parts = []
+    for start in range(0, max(total, 1), batch_rows):
+        batch = _rows(X, start, min(start + batch_rows, total))
+        parts.append(
+            explain_batch(
+                model, batch, top_k=top_k, accumulator=accumulator, num_threads=num_threads
+            )
+        )
+        if progress is not None:
+            progress(min(start + batch_rows, total), total)
+    return Explanations.concat(parts)
+
+
+def reason_codes(
+    explanations: Explanations,
+    X: Any,
+    feature_names: Sequence[str],
+    scale: ImportanceScale,
+) -> list[list[dict[str, Any]]]:
+    """Per row, its factors as ``{factor, value, contribution, direction, importance}`` dicts.
+
+    ``X`` must be the same rows the explanations were computed on (one batch at a time is fine);
+    ``value`` is the row's raw feature value (``None`` when missing, the category for categorical
+    features). Factors with a zero contribution are left out: they are not a reason.
+    """
+    if int(X.shape[0]) != explanations.rows:
+        raise DataError(
+            f"Reason codes need the explained rows: {explanations.rows} explanations but "
+            f"{int(X.shape[0])} feature rows."
+        )
+    values = _factor_values(X, explanations.feature_index)
+    out = []
+    for idx_row, contrib_row, value_row in zip(
+        explanations.feature_index.tolist(), explanations.contribution.tolist(), values.tolist()
+    ):
+        out.append(
+            [
+                {
+                    "factor": feature_names[j],
+                    "value": value,
+                    "contribution": c,
+                    "direction": "+" if c > 0 else "-",
+                    "importance": scale.label(abs(c)),
+                }
+                for j, c, value in zip(idx_row, contrib_row, value_row)
+                if c != 0.0
+            ]
+        )
+    return out
+
+
+def global_importance(
+    source: ShapAccumulator | np.ndarray, feature_names: Sequence[str]
+) -> list[tuple[str, float]]:
+    """``(feature, mean |SHAP|)`` pairs, most influential first.
+
+    ``source`` is an accumulator fed batch by batch, or a full contribution matrix
+    ``(rows, features + 1)`` as ``contributions`` returns it.
+    """
+    if isinstance(source, ShapAccumulator):
+        mean_abs = source.mean_abs()
+    else:
+        mean_abs = np.abs(np.asarray(source, dtype=float)[:, : len(feature_names)]).mean(axis=0)
+    pairs = [(name, float(v)) for name, v in zip(feature_names, mean_abs)]
+    return sorted(pairs, key=lambda item: (-item[1], item[0]))
+
+
+def _booster_and_checked(model: Any, X: Any) -> tuple[lgb.Booster, Any]:
+    if hasattr(model, "check_features"):
+        return model.fitted_booster(), model.check_features(X)
+    return model, X
+
+
+def _rows(X: Any, start: int, stop: int) -> Any:
+    return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
+
+
+def _factor_values(X: Any, feature_index: np.ndarray) -> np.ndarray:
+    """The raw value of each (row, top-k factor) cell, JSON-ready."""
+    values = np.full(feature_index.shape, None, dtype=object)
+    for j in np.unique(feature_index).tolist():
+        mask = feature_index == j
+        rows = np.nonzero(mask)[0]
+        values[mask] = [_json_value(v) for v in _column(X, j)[rows]]
+    return values
+
+
+def _column(X: Any, j: int) -> np.ndarray:
+    if hasattr(X, "iloc"):
+        import pandas as pd
+
+        column: pd.Series = X.iloc[:, j]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            return column.astype(object).to_numpy()
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(X[:, j], dtype=float)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value if isinstance(value, str | int | bool) else str(value)
