@@ -7,6 +7,9 @@ error once, at their boundary; nothing below them prints or exits.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 
 class LikelyError(Exception):
     """Base of every error likely raises on purpose; its message is meant for the user."""
@@ -97,3 +100,9 @@ class RunError(LikelyError, RuntimeError):
         super().__init__(f"[{code}] {message}", detail={"code": code, **(detail or {})})
         self.code = code
         self.status = status
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """" Did you mean 'x'?" for the closest known name, or "" when nothing is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""

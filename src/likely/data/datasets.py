@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from likely.catalog import Catalog
 from likely.data.schema import DatasetKind
 from likely.engine import read_parquet
-from likely.errors import ConfigError, InUseError, NotFoundError
+from likely.errors import ConfigError, InUseError, NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -72,8 +71,7 @@ def get_dataset(catalog: Catalog, root: Path, name: str) -> Dataset:
     dataset = find_dataset(catalog, root, name)
     if dataset is None:
         names = [r["name"] for r in catalog.query("SELECT name FROM datasets ORDER BY name")]
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, names)
         known = ", ".join(names) or "none yet: ingest one with `likely datasets ingest`"
         raise NotFoundError(f"No dataset named '{name}'.{hint} Datasets: {known}.")
     return dataset

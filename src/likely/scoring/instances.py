@@ -8,7 +8,6 @@ so a run's config never changes under its scores.
 
 from __future__ import annotations
 
-import difflib
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from likely.catalog import Catalog, utcnow
 from likely.conditions import parse_condition
 from likely.config import EDITABLE, InstanceConfig, parse_instance_config
 from likely.data.datasets import get_dataset
-from likely.errors import AlreadyExistsError, ConfigError, NotFoundError
+from likely.errors import AlreadyExistsError, ConfigError, NotFoundError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,7 @@ def check_config(catalog: Catalog, root: Path, config: InstanceConfig) -> None:
         _parse(text, profile_columns, f"population.profile_conditions[{i}]")
     for attribute in config.profile_attributes or []:
         if attribute not in profile_columns:
-            close = difflib.get_close_matches(attribute, list(profile_columns), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(attribute, list(profile_columns))
             raise ConfigError(f"profile_attributes: '{attribute}' is not a column of profiles "
                               f"dataset '{config.datasets.profiles}'.{hint}")
 
@@ -105,8 +103,7 @@ def get_instance(catalog: Catalog, name: str) -> Instance:
     row = catalog.query_one("SELECT * FROM instances WHERE name = ? OR id = ?", (name, name))
     if row is None:
         names = [r["name"] for r in catalog.query("SELECT name FROM instances ORDER BY name")]
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(name, names)
         known = ", ".join(names) or "none yet: create one with `likely instances create`"
         raise NotFoundError(f"No instance named '{name}'.{hint} Instances: {known}.")
     return Instance(row["id"], row["name"], InstanceConfig.model_validate(row["config"]),
