@@ -28,7 +28,7 @@ from likely.model.train import (
     shap_cost,
 )
 
-FAST = TrainParams(learning_rate=0.1, max_rounds=400, early_stopping_rounds=30, num_threads=2)
+FAST = TrainParams(learning_rate=0.1, max_rounds=400, early_stopping_rounds=30, num_threads=1)
 NAMES = [f"feat_{i}" for i in range(8)]
 # Known signal: feat_0 raises the log-odds, feat_1 lowers it, feat_2 a little; the rest is noise.
 COEF = np.array([1.6, -1.2, 0.5, 0, 0, 0, 0, 0])

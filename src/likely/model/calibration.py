@@ -115,7 +115,8 @@ def choose_calibrator(
     n_folds = min(folds, minority)
     if n_folds < 2 or len(methods) == 1:
         chosen = Calibrator(methods[0]).fit(raw_, y_)
-        chosen.comparison_ = {"chosen": methods[0], "folds": 0, "reason": "no comparison made"}
+        reason = "one method asked for" if len(methods) == 1 else "too few rows of one class"
+        chosen.comparison_ = {"chosen": methods[0], "folds": 0, "reason": reason}
         return chosen
     scores = {"raw": _scores(y_, np.clip(_sigmoid(raw_), EPS, 1 - EPS))}
     for method in methods:

@@ -105,7 +105,9 @@ class ImportanceScale:
     medium: float = 0.1
 
     @classmethod
-    def from_mean_abs(cls, mean_abs: Any, high: float = 0.5, medium: float = 0.1):
+    def from_mean_abs(
+        cls, mean_abs: Any, high: float = 0.5, medium: float = 0.1
+    ) -> ImportanceScale:
         values = np.asarray(mean_abs, dtype=float)
         return cls(reference=float(values.max()) if values.size else 0.0, high=high, medium=medium)
 
@@ -172,8 +174,10 @@ def explain(
     >>> expl.feature_index[0], expl.contribution[0]     # doctest: +SKIP
     """
     total = int(X.shape[0])
+    if total == 0:
+        raise DataError("Nothing to explain: the feature matrix has no rows.")
     parts = []
-    for start in range(0, max(total, 1), batch_rows):
+    for start in range(0, total, batch_rows):
         batch = _rows(X, start, min(start + batch_rows, total))
         parts.append(
             explain_batch(

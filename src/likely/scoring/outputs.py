@@ -56,8 +56,8 @@ def score_and_explain(
 ) -> None:
     """Predict and explain every scored profile, then write scores, profile table, factors."""
     factor_names = FactorNames([f.id for f in plan.features], [f.name for f in plan.features])
-    scale = np.asarray(ctx.metrics.pop("_holdout_mean_abs_shap", None)
-                       or np.ones(len(plan.features)))
+    # Importance is judged against the holdout's mean |SHAP|, so one streaming pass suffices.
+    scale = np.asarray(model.shap_reference_, dtype=float)
     ids, probs, codes = [], [], []
     abs_sum = np.zeros(len(plan.features))
     source = pq.ParquetFile(ctx.folder / FEATURES_FILE)
