@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Literal
 import ibis
 
 from likely.conditions import Condition, combine, compile_condition
-from likely.data.schema import PROFILE_ID, TIMESTAMP, UPDATED_AT
+from likely.data.schema import PROFILE_ID, TIMESTAMP
+from likely.features import profiles_as_of
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -44,17 +45,6 @@ class GoalRule:
     match: Literal["all", "any"]
     occurs: bool
     window_days: int
-
-
-def profiles_as_of(profiles: ir.Table, anchor: datetime) -> ir.Table:
-    """One row per profile: its latest row stamped before ``anchor`` (unstamped rows count)."""
-    if UPDATED_AT not in profiles.columns:
-        return profiles.distinct(on=PROFILE_ID, keep="first")
-    known = profiles.filter(profiles[UPDATED_AT].isnull() | (profiles[UPDATED_AT] < anchor))
-    rank = ibis.row_number().over(
-        group_by=known[PROFILE_ID], order_by=known[UPDATED_AT].desc(nulls_first=False)
-    )
-    return known.mutate(_rank=rank).filter(lambda t: t._rank == 0).drop("_rank")
 
 
 def eligible(
