@@ -54,3 +54,9 @@ def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, int, int], Non
 
 def fmt_count(n: Any) -> str:
     return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def confirm_or_abort(question: str, yes: bool) -> None:
+    """Ask before destroying something, unless --yes was given."""
+    if not yes:
+        typer.confirm(question, abort=True)

@@ -11,6 +11,7 @@ from rich.table import Table
 from likely.cli.common import (
     JsonOption,
     WorkspaceOption,
+    confirm_or_abort,
     console,
     fmt_count,
     open_workspace,
@@ -108,8 +109,7 @@ def delete(
     """
     ws = open_workspace(workspace)
     ws.dataset(name)
-    if not yes:
-        typer.confirm(f"Delete dataset '{name}' and its files?", abort=True)
+    confirm_or_abort(f"Delete dataset '{name}' and its files?", yes)
     stopped = ws.delete_dataset(name, force=force)
     console.print(f"Deleted dataset '{name}'.")
     if stopped:

@@ -9,7 +9,14 @@ import typer
 import yaml
 from rich.table import Table
 
-from likely.cli.common import JsonOption, WorkspaceOption, console, open_workspace, print_json
+from likely.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    confirm_or_abort,
+    console,
+    open_workspace,
+    print_json,
+)
 from likely.config import load_instance_config, parse_instance_config
 
 app = typer.Typer(help="Prediction instances: the questions asked of the data.",
@@ -134,7 +141,6 @@ def delete(
     """
     ws = open_workspace(workspace)
     ws.instance(name)
-    if not yes:
-        typer.confirm(f"Delete instance '{name}' and its runs?", abort=True)
+    confirm_or_abort(f"Delete instance '{name}' and its runs?", yes)
     ws.delete_instance(name, keep_outputs=keep_outputs)
     console.print(f"Deleted instance '{name}'.")

@@ -155,8 +155,7 @@ def _read_and_validate(
         file_format = fmt or infer_format(path)
         table = apply_column_map(read_source(con, path, file_format), column_map, path,
                                  file_format)
-        sources = {canonical: source for canonical, source in column_map.items()}
-        checked.append(validate(table, kind, path, on_error=on_error, sources=sources))
+        checked.append(validate(table, kind, path, on_error=on_error, sources=column_map))
     _step(progress, "checked", len(files), len(files))
     return checked
 

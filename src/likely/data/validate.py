@@ -69,13 +69,12 @@ def validate(
     sources = dict(sources or {})
     _require_columns(table, kind, path, sources)
     typed, checks = _typed_columns(table, kind)
-    counts = _count_problems(table, checks)
+    rows_read, counts = _count_problems(table, checks)
     problems = tuple(
         _problem(table, column, issue, checks[(column, issue)], n)
         for (column, issue), n in counts.items()
         if n
     )
-    rows_read = int(table.count().execute())
     if problems and on_error == "fail":
         lines = "; ".join(p.describe(sources.get(p.column, p.column)) for p in problems)
         raise DataError(
@@ -186,11 +185,12 @@ def _infer_text_types(table: ir.Table, exclude: set[str]) -> dict[str, dt.DataTy
 
 def _count_problems(
     table: ir.Table, checks: Mapping[tuple[str, str], ir.BooleanValue]
-) -> dict[tuple[str, str], int]:
+) -> tuple[int, dict[tuple[str, str], int]]:
+    """Rows in the file and rows failing each check, in one pass."""
     keys = list(checks)
     aggs = {f"p{i}": checks[key].sum() for i, key in enumerate(keys)}
-    row = table.aggregate(**aggs).execute().iloc[0]
-    return {key: int(row[f"p{i}"] or 0) for i, key in enumerate(keys)}
+    row = table.aggregate(_rows=table.count(), **aggs).execute().iloc[0]
+    return int(row["_rows"]), {key: int(row[f"p{i}"] or 0) for i, key in enumerate(keys)}
 
 
 def _problem(

@@ -97,8 +97,7 @@ def _scores_table(
     n = len(probability)
     factors = pa.concat_arrays(codes) if codes else pa.nulls(n, pa.list_(FACTOR_TYPE))
     return pa.table({
-        PROFILE_ID: pa.concat_arrays([c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
-                                      for c in ids]) if ids else pa.array([], pa.string()),
+        PROFILE_ID: pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
         "score_date": pa.array([windows.as_of] * n, pa.date32()),
         "probability": pa.array(probability, pa.float64()),
         "score": pa.array(score, pa.float64()),
