@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from likely.catalog import utcnow
 from likely.errors import RunError
@@ -29,7 +29,7 @@ def train(ctx: RunContext, plan: FeaturePlan, data: TrainingSet) -> tuple[Propen
     probability = model.predict_proba(data.features[holdout_rows])
     evaluation = evaluate(data.labels[holdout_rows], probability).to_dict()
     ctx.metrics["holdout"] = evaluation
-    ctx.metrics["model"] = _model_summary(model)
+    ctx.metrics["model"] = model.summary()
     ctx.notes.extend(attribute_leaks(plan, data))
     auc, gate = evaluation["auc"], ctx.config.min_auc
     if auc < gate:
@@ -53,11 +53,3 @@ def train(ctx: RunContext, plan: FeaturePlan, data: TrainingSet) -> tuple[Propen
             "created_at": utcnow(), "metrics": evaluation})
     return model, model_id
 
-
-def _model_summary(model: PropensityModel) -> dict[str, Any]:
-    return {
-        "params": getattr(model, "params_", {}),
-        "best_iteration": getattr(model, "best_iteration_", None),
-        "search": getattr(model, "search_", []),
-        "calibration": getattr(getattr(model, "calibrator_", None), "report_", None),
-    }
