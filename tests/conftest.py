@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from likely.data import demo
 from likely.workspace import Workspace
 
 
@@ -28,3 +29,17 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory) -> Path:
+    """A workspace with small demo data ingested as datasets 'events' and 'profiles'.
+
+    Shared by the whole session: copy it (shutil.copytree) before running anything in it.
+    """
+    root = tmp_path_factory.mktemp("demo")
+    data = demo.generate(root / "data", profiles=3000, days=200, seed=5)
+    ws = Workspace.create(root / "ws")
+    ws.ingest_events([data.events_path], "events")
+    ws.ingest_profiles([data.profiles_path], "profiles")
+    return root / "ws"

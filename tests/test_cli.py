@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 from likely.cli.main import main
 
@@ -49,3 +51,70 @@ def test_usage_error_exits_non_zero(tmp_path, capsys):
     code, _, _ = run(capsys, "datasets", "ingest", "widgets", "x.csv", "-n", "x",
                      "-w", str(tmp_path))
     assert code == 2
+
+
+INSTANCE_YAML = """\
+name: buyers
+datasets: {events: events, profiles: profiles}
+goal: {conditions: ["event_type = 'commerce.purchases'"], window_days: 30}
+min_positives: 150
+min_negatives: 150
+"""
+
+
+def test_instances_and_runs_from_the_command_line(demo_workspace, tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    shutil.copytree(demo_workspace, ws)
+    spec = tmp_path / "buyers.yaml"
+    spec.write_text(INSTANCE_YAML)
+    assert run(capsys, "instances", "create", "-f", str(spec), "-w", ws)[0] == 0
+    code, _, err = run(capsys, "instances", "create", "-f", str(spec), "-w", ws)
+    assert code == 4 and "already exists" in err
+    code, out, _ = run(capsys, "instances", "create", "--name", "churners", "--events", "events",
+                       "--goal", "event_type = 'commerce.purchases'", "--window", "60",
+                       "--churn", "-w", ws, "--json")
+    assert code == 0 and json.loads(out)["config"]["goal"]["occurs"] is False
+    code, _, err = run(capsys, "instances", "create", "--name", "bad", "--events", "events",
+                       "--goal", "event_typ = 'x'", "-w", ws)
+    assert code == 2 and "event_typ" in err and "event_type" in err
+
+    assert run(capsys, "instances", "edit", "churners", "--schedule", "weekly",
+               "--name", "leavers", "-w", ws)[0] == 0
+    window = tmp_path / "window.yaml"
+    window.write_text("goal: {window_days: 14}\n")
+    assert run(capsys, "instances", "clone", "buyers", "buyers-14d", "-f", str(window),
+               "-w", ws)[0] == 0
+    code, out, _ = run(capsys, "instances", "list", "-w", ws, "--json")
+    listed = {i["name"]: i for i in json.loads(out)}
+    assert sorted(listed) == ["buyers", "buyers-14d", "leavers"]
+    assert listed["leavers"]["config"]["schedule"] == "weekly"
+    assert listed["buyers-14d"]["config"]["goal"]["window_days"] == 14
+    assert listed["buyers-14d"]["config"]["min_positives"] == 150
+
+    code, out, _ = run(capsys, "run", "buyers", "-w", ws)
+    assert code == 0 and "success" in out and "holdout AUC" in out and "top factors" in out
+    code, out, _ = run(capsys, "runs", "list", "buyers", "-w", ws, "--json")
+    runs = json.loads(out)
+    assert [r["status"] for r in runs] == ["success"]
+    code, out, _ = run(capsys, "runs", "show", "buyers", runs[0]["id"], "-w", ws, "--json")
+    assert json.loads(out)["metrics"]["holdout"]["auc"] > 0.65
+    code, out, _ = run(capsys, "scores", "buyers", "--top", "3", "-w", ws, "--json")
+    top = json.loads(out)
+    assert len(top) == 3 and top[0]["probability"] >= top[2]["probability"]
+    code, out, _ = run(capsys, "explain", "buyers", top[0]["profile_id"], "-w", ws, "--json")
+    assert json.loads(out)["profile"]["influential_factors"]
+    code, out, _ = run(capsys, "export", "buyers", "--format", "csv", "--out",
+                       str(tmp_path / "s.csv"), "-w", ws)
+    assert code == 0 and (tmp_path / "s.csv").read_text().startswith("profile_id,")
+
+    code, _, err = run(capsys, "run", "buyers", "--as-of", "2025-02-01", "-w", ws)
+    assert code == 10 and "[407] Not enough history" in err and "Traceback" not in err
+    code, _, err = run(capsys, "run", "buyers", "--as-of", "last week", "-w", ws)
+    assert code == 2 and "last week" in err
+
+    outputs = Path(ws) / "runs" / runs[0]["instance_id"]
+    assert run(capsys, "instances", "delete", "buyers", "--yes", "--keep-outputs",
+               "-w", ws)[0] == 0
+    assert outputs.exists()
+    code, _, err = run(capsys, "scores", "buyers", "-w", ws)
+    assert code == 3 and "No instance named 'buyers'" in err

@@ -1,7 +1,7 @@
 """End-to-end runs on small demo data: outputs, exactness, re-runs, failures, every coded error.
 
-A base workspace (demo data ingested) is built once per module; each test works on its own copy,
-so runs in one test never see another's outputs.
+Each test works on its own copy of the session's demo workspace, so runs in one test never see
+another's outputs.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from likely.data import demo
-from likely.errors import BusyError, NotFoundError, RunError
+from likely.errors import BusyError, ConfigError, NotFoundError, RunError
 from likely.features import FeaturePlan, arrow_frame
 from likely.model.explain import contributions
 from likely.model.store import load_model
@@ -50,27 +49,17 @@ def config(**changes) -> dict:
     return merged
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("base")
-    data = demo.generate(root / "demo", profiles=3000, days=200, seed=5)
-    ws = Workspace.create(root / "ws")
-    ws.ingest_events([data.events_path], "events")
-    ws.ingest_profiles([data.profiles_path], "profiles")
-    return root / "ws"
-
-
 @pytest.fixture
-def ws(base: Path, tmp_path: Path) -> Workspace:
-    shutil.copytree(base, tmp_path / "ws")
+def ws(demo_workspace: Path, tmp_path: Path) -> Workspace:
+    shutil.copytree(demo_workspace, tmp_path / "ws")
     return Workspace(tmp_path / "ws")
 
 
 @pytest.fixture(scope="module")
-def first_run(base: Path, tmp_path_factory):
+def first_run(demo_workspace: Path, tmp_path_factory):
     """One successful run, shared by the read-only tests."""
     path = tmp_path_factory.mktemp("run") / "ws"
-    shutil.copytree(base, path)
+    shutil.copytree(demo_workspace, path)
     ws = Workspace(path)
     ws.create_instance(config())
     return ws, ws.run("buyers")
@@ -321,3 +310,12 @@ def test_a_second_run_of_the_same_instance_is_refused_while_one_holds_it(ws):
         holder.kill()
         holder.wait()
     assert ws.runs("buyers") == []  # refused before anything was recorded
+
+
+def test_only_name_description_and_schedule_can_be_edited(ws):
+    ws.create_instance(config())
+    with pytest.raises(ConfigError, match="Clone the instance instead"):
+        ws.edit_instance("buyers", goal={"window_days": 7})
+    renamed = ws.edit_instance("buyers", name="buyers-eu", schedule="daily")
+    assert ws.instance("buyers-eu").id == renamed.id and renamed.config.schedule == "daily"
+    assert renamed.config.goal.window_days == 30

@@ -148,13 +148,16 @@ class Workspace:
 
         return _instances.get_instance(self.catalog, name)
 
-    def edit_instance(self, name: str, **changes) -> _instances.Instance:
-        """Change name, description or schedule (anything else needs a clone)."""
+    def edit_instance(self, name: str, /, **changes) -> _instances.Instance:
+        """Change name, description or schedule (anything else needs a clone).
+
+        ``ws.edit_instance("buyers", name="buyers-eu")`` renames: ``name`` is positional-only.
+        """
         from likely.scoring import instances as _instances
 
         return _instances.edit_instance(self.catalog, name, changes)
 
-    def clone_instance(self, name: str, new_name: str, **overrides) -> _instances.Instance:
+    def clone_instance(self, name: str, new_name: str, /, **overrides) -> _instances.Instance:
         from likely.scoring import instances as _instances
 
         return _instances.clone_instance(self.catalog, self.path, name, new_name, overrides)
