@@ -251,7 +251,7 @@ REQUIREMENTS = {
     401: ({"min_positives": 100_000}, None, "100,150 needed"),
     405: ({"population": {"conditions": ["timestamp < TIMESTAMP '2025-06-05 00:00:00'"]}},
           None, "Nobody is eligible to score on 2025-07-19"),
-    407: ({}, date(2025, 3, 1), "Not enough history"),
+    407: ({}, date(2025, 2, 15), "Not enough history"),
     408: ({}, date(2024, 12, 1), "No events before"),
     409: ({"goal": {"conditions": ["event_type = 'no.such.event'"]}}, None,
           "Nobody meets the goal"),

@@ -59,16 +59,28 @@ def test_windows_step_back_one_outcome_window_at_a_time():
     cfg = parse_instance_config(CONFIG)
     w = plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None)
     assert w.as_of == date(2025, 6, 29) and w.cutoff == datetime(2025, 6, 30)
-    assert w.anchors[0] == datetime(2025, 5, 31) and len(w.anchors) == 4
+    assert w.anchors[0] == datetime(2025, 5, 31) and len(w.anchors) == 5
     assert all((a - b).days == 30 for a, b in zip(w.anchors, w.anchors[1:], strict=False))
-    assert (w.anchors[-1] - datetime(2025, 1, 1)).days >= 45
+    assert (w.anchors[-1] - datetime(2025, 1, 1)).days == 30  # 30 days of history at least
+    assert w.short_lookback == (w.anchors[-1],)  # less than the 45-day lookback there
+    cfg = parse_instance_config({**CONFIG, "population": {"lookback_days": 30}})
+    assert plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None).notes(30) \
+        == []
+
+
+def test_a_lookback_longer_than_the_data_keeps_anchors_and_says_so():
+    cfg = parse_instance_config({**CONFIG, "population": {"lookback_days": 365}})
+    w = plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None)
+    assert len(w.anchors) == 5 and (w.anchors[-1] - datetime(2025, 1, 1)).days >= 30
+    assert w.short_lookback == w.anchors
+    assert "reaches before the data starts (2025-01-01)" in w.notes(365)[0]
 
 
 def test_not_enough_history_is_error_407_with_the_numbers():
     cfg = parse_instance_config(CONFIG)
-    with pytest.raises(RunError, match=r"\[407\] Not enough history: 60 days available .* 75 "
-                                       r"required \(lookback 45 \+ outcome window 30\)"):
-        plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 3, 1, 12), None)
+    with pytest.raises(RunError, match=r"\[407\] Not enough history: 50 days available .* 60 "
+                                       r"required \(30 days of history \+ outcome window 30\)"):
+        plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 2, 19, 12), None)
 
 
 def test_no_recent_data_is_error_408():

@@ -2,8 +2,10 @@
 
 ``as_of`` is a calendar date; scores describe each profile at the END of that day, so the scoring
 instant (the *cutoff*) is midnight UTC after it. Training anchors step back one outcome window at a
-time: ``cutoff - W``, ``cutoff - 2W``, ... while each anchor has enough history before it (the
-population lookback, and at least 30 days) and stays within one year of the cutoff.
+time: ``cutoff - W``, ``cutoff - 2W``, ... while each anchor has at least 30 days of history
+before it and stays within one year of the cutoff. An anchor closer to the data's start than the
+population lookback judges eligibility on the history there is (a lookback of 365 days on a year
+of data means "everyone active since the data starts"); the run says so in its notes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class RunWindows:
     history_needed_days: int
     first_event: datetime
     last_event: datetime
+    short_lookback: tuple[datetime, ...] = ()  # anchors with less history than the lookback
 
     def to_dict(self) -> dict:
         return {
@@ -34,7 +37,16 @@ class RunWindows:
             "anchors": [a.isoformat() for a in self.anchors], "window_days": self.window_days,
             "history_needed_days": self.history_needed_days,
             "first_event": self.first_event.isoformat(), "last_event": self.last_event.isoformat(),
+            "short_lookback": [a.isoformat() for a in self.short_lookback],
         }
+
+    def notes(self, lookback_days: int) -> list[str]:
+        if not self.short_lookback:
+            return []
+        dates = ", ".join(f"{a:%Y-%m-%d}" for a in self.short_lookback)
+        return [f"The population lookback ({lookback_days} days) reaches before the data starts "
+                f"({self.first_event:%Y-%m-%d}) at training window(s) {dates}: eligibility "
+                "there uses the history available."]
 
 
 def plan_windows(
@@ -44,8 +56,8 @@ def plan_windows(
     as_of = as_of or last_event.date()
     cutoff = datetime.combine(as_of + timedelta(days=1), time())
     window = config.goal.window_days
-    lookback = max(config.population.lookback_days, MIN_HISTORY_DAYS)
-    needed = lookback + window
+    lookback = config.population.lookback_days
+    needed = MIN_HISTORY_DAYS + window
     available = (cutoff - first_event).total_seconds() / 86400
     if first_event >= cutoff:
         raise RunError(408, f"No events before the as-of date {as_of}: the data starts "
@@ -54,11 +66,11 @@ def plan_windows(
         raise RunError(
             407,
             f"Not enough history: {available:.0f} days available ({first_event:%Y-%m-%d} to "
-            f"{as_of}), {needed} required (lookback {lookback} + outcome window {window}). "
-            "Shorten the outcome window or the population lookback, or ingest older data.",
+            f"{as_of}), {needed} required ({MIN_HISTORY_DAYS} days of history + outcome window "
+            f"{window}). Shorten the outcome window, ingest older data or pick a later --as-of.",
             detail={"available_days": round(available, 1), "required_days": needed},
         )
-    recent_start = cutoff - timedelta(days=config.population.lookback_days)
+    recent_start = cutoff - timedelta(days=lookback)
     if min(last_event, cutoff) < recent_start:
         raise RunError(
             408,
@@ -71,7 +83,9 @@ def plan_windows(
         anchor = cutoff - timedelta(days=k * window)
         if anchor < cutoff - timedelta(days=MAX_YEARS_BACK):
             break
-        if (anchor - first_event).total_seconds() / 86400 < lookback:
+        if (anchor - first_event).total_seconds() / 86400 < MIN_HISTORY_DAYS:
             break
         anchors.append(anchor)
-    return RunWindows(as_of, cutoff, tuple(anchors), window, needed, first_event, last_event)
+    short = tuple(a for a in anchors if (a - first_event).total_seconds() / 86400 < lookback)
+    return RunWindows(as_of, cutoff, tuple(anchors), window, needed, first_event, last_event,
+                      short)
