@@ -6,6 +6,7 @@ window the oracle's true probabilities describe; both are judged on the same rea
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,38 +38,45 @@ def judged(tmp_path_factory):
         ["profile_id", "true_probability", "label"])
     joined = scores.to_pandas().merge(oracle.to_pandas(), on="profile_id")
     assert len(joined) == scores.num_rows > 3000
-    return ws, run, joined
+    return ws, run, joined, json.loads(data.ground_truth_path.read_text())
 
 
 def test_auc_is_within_003_of_the_oracle_on_the_same_labels(judged):
-    _, _, joined = judged
+    _, _, joined, _ = judged
     model_auc = roc_auc_score(joined.label, joined.probability)
     oracle_auc = roc_auc_score(joined.label, joined.true_probability)
     assert model_auc >= oracle_auc - 0.03, (model_auc, oracle_auc)
 
 
 def test_probabilities_are_calibrated(judged):
-    _, run, joined = judged
+    _, run, joined, _ = judged
     assert run.metrics["holdout"]["ece"] < 0.03
     realised = evaluate(joined.label.to_numpy(), joined.probability.to_numpy()).to_dict()
     assert realised["ece"] < 0.03
     assert abs(joined.probability.mean() - joined.label.mean()) < 0.02
 
 
-def test_planted_drivers_lead_the_global_factors(judged):
-    """Durable planted drivers rank in the top 5; the short-lived cart signal in the top 10.
+def test_the_top_planted_drivers_lead_the_global_factors(judged):
+    """The drivers that matter most over the oracle window, as the generator measured them.
 
-    The generator's cart and product-view effects last 7-14 days, so over a 30-day outcome window
-    much of their credit goes to the activity features that proxy the latent engagement level.
+    A driver's per-day effect is not its weight over 30 days (a cart add moves the next 14 days
+    only), so the generator ranks the drivers by how well their values at the window's start rank
+    the true probabilities. The two strongest observable ones must be among the top-5 behaviours
+    (factors summed per source): browsing drivers share their credit with page-view and
+    all-event features that come from the same sessions, so per feature they rank lower.
     """
-    ws, _, _ = judged
-    ranked = [f["factor"] for f in ws.factors("purchase-30d")["factors"]]
-    assert {"days_since_last.commerce_purchases", "attribute.loyalty_tier"} <= set(ranked[:5])
-    assert any(f.endswith("commerce_productlistadds") for f in ranked[:10])
+    ws, _, _, truth = judged
+    where = {d["name"]: d["event_type"] or d["attribute"] for d in truth["drivers"]}
+    top_drivers = [d["name"] for d in truth["oracle"]["drivers"] if d["observable"]][:2]
+    factors = ws.factors("purchase-30d")
+    top5_sources = [s["source"] for s in factors["sources"][:5]]
+    assert {where[name] for name in top_drivers} <= set(top5_sources), (top_drivers,
+                                                                       top5_sources)
+    assert factors["factors"][0]["factor"] == "days_since_last.commerce_purchases"
 
 
 def test_scores_rank_the_true_probabilities(judged):
-    _, _, joined = judged
+    _, _, joined, _ = judged
     top = joined.nlargest(len(joined) // 10, "probability")
     rest = joined.drop(top.index)
     assert top.true_probability.mean() > 3 * rest.true_probability.mean()

@@ -165,6 +165,11 @@ def test_global_factors_rank_by_mean_abs_shap_with_bucket_distributions(first_ru
         assert 0 <= bucket["coverage_pct"] <= 100
     assert all("by_bucket" in f for f in factors[:10])
     assert not any("by_bucket" in f for f in factors[10:])
+    sources = ws.factors("buyers")["sources"]
+    assert sum(s["factors"] for s in sources) == len(factors)
+    assert sum(s["mean_abs_shap"] for s in sources) == pytest.approx(sum(means))
+    assert [s["mean_abs_shap"] for s in sources] == sorted((s["mean_abs_shap"] for s in sources),
+                                                          reverse=True)
 
 
 def test_explain_and_scores_read_the_current_run(first_run):

@@ -16,10 +16,16 @@ with tier_effect = bronze 0, silver 0.25, gold 0.5, platinum 0.8, where
 ``abandoned_cart_14d`` = 1 when the customer added to cart in the last 14 days and bought
 nothing in those days. Drivers are computed from history before the day. A purchase comes with
 its own product view, cart add and checkout. ``ground_truth.json`` lists the drivers in order of
-importance; ``oracle.parquet`` holds, for the last ``oracle_window_days`` of the data, each
+per-day effect; ``oracle.parquet`` holds, for the last ``oracle_window_days`` of the data, each
 profile's true probability of at least one purchase given its full state at the window's start
 (including whether it is still alive, which the data does not show), estimated by re-simulating
 the window ``ORACLE_REPLICAS`` times from that state, and whether it actually purchased.
+
+A driver's per-day effect is not its importance for a whole outcome window: a cart add moves the
+next 14 days only, while the hidden engagement level and whether a customer is still active
+shape every day of it. ``ground_truth.json`` therefore also ranks the drivers (and those two
+hidden ones) by how strongly their values at the oracle window's start rank the true
+probabilities (|Spearman ρ|), under ``oracle.drivers``.
 """
 
 from __future__ import annotations
@@ -117,10 +123,12 @@ def generate(
     chunks: list[dict[str, np.ndarray]] = []
     oracle_probability = None
     bought_in_window = np.zeros(profiles, dtype=bool)
+    driver_values: dict[str, np.ndarray] = {}
     for day in range(days):
         if day == anchor_day:
             oracle_probability = _oracle(np.random.default_rng(seed + 1), state, start, day,
                                          oracle_window_days)
+            driver_values = _driver_values(state, day)
         counts = _step(rng, state, start, day)
         if day >= anchor_day:
             bought_in_window |= counts["purchase"] > 0
@@ -135,7 +143,7 @@ def generate(
     write_table(oracle, out / "oracle.parquet")
     anchor = start + timedelta(days=anchor_day)
     _write_truth(out, seed, profiles, days, start, anchor, oracle_window_days,
-                 oracle_probability, bought_in_window)
+                 oracle_probability, bought_in_window, driver_values)
     return DemoData(out / "events.parquet", out / "profiles.parquet", out / "oracle.parquet",
                     out / "ground_truth.json", events.num_rows, profiles, start,
                     start + timedelta(days=days - 1), anchor, oracle_window_days)
@@ -177,13 +185,35 @@ def _initial_state(rng: np.random.Generator, people: dict, n: int) -> _State:
 
 def purchase_logit(state: _State, day: int) -> np.ndarray:
     """The documented ground-truth log-odds of a purchase today, from history before today."""
-    views7 = np.minimum(state.views.sum(axis=0), 10)
-    abandoned = (state.carts.sum(axis=0) > 0) & (state.buys.sum(axis=0) == 0)
-    clicked = state.clicks.sum(axis=0) > 0
-    recency = np.minimum(day - state.last_purchase, 180)
-    return (INTERCEPT + W_VIEWS * views7 + W_ABANDONED * abandoned + W_CLICK * clicked
-            + W_RECENCY * recency + state.tier_effect
-            + W_ENGAGEMENT * np.log(state.engagement))
+    d = _driver_values(state, day)
+    return (INTERCEPT + W_VIEWS * d["recent product views"] + W_ABANDONED * d["abandoned cart"]
+            + W_CLICK * d["recent email click"] + W_RECENCY * d["days since last purchase"]
+            + d["loyalty tier"] + W_ENGAGEMENT * np.log(state.engagement))
+
+
+def _driver_values(state: _State, day: int) -> dict[str, np.ndarray]:
+    """Each planted driver's value today (names as in DRIVERS), plus the two hidden ones."""
+    return {
+        "abandoned cart": ((state.carts.sum(axis=0) > 0)
+                           & (state.buys.sum(axis=0) == 0)).astype(float),
+        "recent product views": np.minimum(state.views.sum(axis=0), 10).astype(float),
+        "days since last purchase": np.minimum(day - state.last_purchase, 180).astype(float),
+        "recent email click": (state.clicks.sum(axis=0) > 0).astype(float),
+        "loyalty tier": state.tier_effect,
+        "engagement (hidden)": state.engagement,
+        "still active (hidden)": state.alive.astype(float),
+    }
+
+
+def _driver_ranking(values: dict[str, np.ndarray], probability: np.ndarray) -> list[dict]:
+    from scipy.stats import spearmanr
+
+    ranked = []
+    for name, v in values.items():
+        rho = float(spearmanr(v, probability).statistic) if np.ptp(v) > 0 else 0.0
+        ranked.append({"name": name, "spearman": round(rho, 4),
+                       "observable": "hidden" not in name})
+    return sorted(ranked, key=lambda d: -abs(d["spearman"]))
 
 
 def _seasonality(start: date, day: int) -> float:
@@ -317,7 +347,8 @@ def _lookup(values: np.ndarray, index: np.ndarray, mask: np.ndarray | None) -> p
 
 
 def _write_truth(out: Path, seed: int, profiles: int, days: int, start: date, anchor: date,
-                 window: int, probability: np.ndarray, label: np.ndarray) -> None:
+                 window: int, probability: np.ndarray, label: np.ndarray,
+                 driver_values: dict[str, np.ndarray]) -> None:
     from sklearn.metrics import roc_auc_score
 
     auc = float(roc_auc_score(label, probability)) if 0 < label.sum() < len(label) else None
@@ -330,6 +361,7 @@ def _write_truth(out: Path, seed: int, profiles: int, days: int, start: date, an
         "oracle": {"anchor": datetime.combine(anchor, datetime.min.time()).isoformat(),
                    "window_days": window, "replicas": ORACLE_REPLICAS,
                    "mean_probability": float(probability.mean()),
-                   "realised_rate": float(label.mean()), "auc": auc},
+                   "realised_rate": float(label.mean()), "auc": auc,
+                   "drivers": _driver_ranking(driver_values, probability)},
     }, out / "ground_truth.json")
 

@@ -139,7 +139,24 @@ def global_factors(ctx: RunContext, plan: FeaturePlan, mean_abs: np.ndarray) -> 
     joined = features.join(scores, PROFILE_ID)
     for entry in factors[:TOP_GLOBAL]:
         entry["by_bucket"] = _distribution(joined, entry["factor"], entry["kind"])
-    return {"generated_for": ctx.run_id, "factors": factors}
+    return {"generated_for": ctx.run_id, "factors": factors,
+            "sources": source_totals(plan, mean_abs)}
+
+
+def source_totals(plan: FeaturePlan, mean_abs: np.ndarray) -> list[dict[str, Any]]:
+    """Mean |SHAP| summed per source (event type, custom event, column, attribute).
+
+    Correlated features of one behaviour (counts, recency, active days of product views) split
+    its credit between them; the sum says how much the behaviour as a whole moves the scores.
+    """
+    totals: dict[str, list[float]] = {}
+    for feature, value in zip(plan.features, mean_abs, strict=True):
+        entry = totals.setdefault(feature.source, [0.0, 0])
+        entry[0] += float(value)
+        entry[1] += 1
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])
+    return [{"source": source, "mean_abs_shap": total, "factors": int(count)}
+            for source, (total, count) in ranked]
 
 
 def _distribution(joined: ir.Table, column: str, kind: str) -> dict[str, Any]:
