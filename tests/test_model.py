@@ -87,10 +87,14 @@ def test_choice_keeps_a_deeper_shape_only_when_it_is_clearly_better():
     assert shap_cost(100, 31, -1) > shap_cost(100, 31, 6) > shap_cost(100, 7, 3) == 6300
 
 
-def test_training_is_deterministic(data, model):
+def test_training_is_deterministic_and_reports_each_shape(data, model):
     (X, y), (Xv, yv), (Xt, _) = data
-    again = PropensityModel(FAST).fit(X, y, Xv, yv, NAMES)
+    heard: list[tuple[int, int]] = []
+    again = PropensityModel(FAST).fit(X, y, Xv, yv, NAMES,
+                                      progress=lambda done, total: heard.append((done, total)))
     np.testing.assert_array_equal(again.predict_raw(Xt), model.predict_raw(Xt))
+    shapes = len(again.search_)
+    assert heard == [(i, shapes) for i in range(1, shapes + 1)]
 
 
 def test_fit_refuses_one_class_and_wrong_shapes(data):

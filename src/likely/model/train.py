@@ -16,7 +16,7 @@ probabilities either way.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -135,6 +135,7 @@ class PropensityModel:
         feature_names: Sequence[Any] | None = None,
         *,
         categorical: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PropensityModel:
         """Train on ``X_train``, stop early / choose the shape / calibrate on ``X_valid``.
 
@@ -142,10 +143,11 @@ class PropensityModel:
         in the same feature order. ``feature_names`` are feature ids (or objects with an ``id`` or
         ``name``); by default the DataFrame's columns. ``categorical`` names the categorical
         features of an array input (integer codes ≥ 0); DataFrames use their 'category' dtypes.
+        ``progress(done, total)`` hears after each tree shape of the grid is trained.
         """
         params = self.params or TrainParams()
         data = _validate(X_train, y_train, X_valid, y_valid, feature_names, categorical)
-        boosters, search = _search(params, data)
+        boosters, search = _search(params, data, progress)
         chosen = choose_candidate(search, params.auc_tolerance)
         booster, best = boosters[chosen], search[chosen]
         threads = {"num_threads": params.num_threads}
@@ -331,7 +333,9 @@ def _labels(y: Any, rows: int, what: str) -> np.ndarray:
 # -- training -----------------------------------------------------------------------------------
 
 
-def _search(params: TrainParams, data: _Data) -> tuple[list[lgb.Booster], list[Candidate]]:
+def _search(
+    params: TrainParams, data: _Data, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[lgb.Booster], list[Candidate]]:
     """Train each grid shape on one shared binned Dataset; cheapest shapes first."""
     import lightgbm as lgb
 
@@ -356,6 +360,8 @@ def _search(params: TrainParams, data: _Data) -> tuple[list[lgb.Booster], list[C
         booster, candidate = _train_one(lgb_params, params, dtrain, dvalid, data)
         boosters.append(booster)
         search.append(candidate)
+        if progress is not None:
+            progress(len(search), len(shapes))
     return boosters, search
 
 

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 def train(ctx: RunContext, plan: FeaturePlan, data: TrainingSet) -> tuple[PropensityModel, str]:
     """Fit, evaluate on the holdout, refuse a model under ``min_auc`` (code 402), save."""
     train_rows, holdout_rows = ~data.holdout, data.holdout
-    ctx.report("training", 0, 1)
     model = PropensityModel().fit(
         data.features[train_rows], data.labels[train_rows],
         data.features[holdout_rows], data.labels[holdout_rows],
+        progress=lambda done, total: ctx.report("training tree shapes", done, total),
     )
     probability = model.predict_proba(data.features[holdout_rows])
     evaluation = evaluate(data.labels[holdout_rows], probability).to_dict()
