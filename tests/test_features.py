@@ -449,3 +449,20 @@ def test_ids_stay_unique_when_names_slug_alike():
                                          anchor=A1), plan)
     assert frame["count_365d.sign_up"].tolist() == [1.0]
     assert frame["count_365d.sign_up_2"].tolist() == [1.0]
+
+
+def test_one_event_type_gets_no_repeated_all_events_features():
+    """With one event type, 'all events' would repeat that type's features; with a null type or
+    a second type they say something of their own."""
+    times = pd.to_datetime(["2025-05-01", "2025-05-02", "2025-05-03"]).astype("datetime64[us]")
+    only = pd.DataFrame({"profile_id": ["a", "a", "b"], "timestamp": times,
+                         "event_type": ["buy", "buy", "buy"]})
+    plan = plan_features(ibis.memtable(only), as_of=A1)
+    assert not plan.activity and not [f for f in plan.features if f.source == "all events"]
+    assert FeaturePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    frame = feature_frame(build_features(plan, ibis.memtable(only), None,
+                                         ibis.memtable({"profile_id": ["a", "b"]}), anchor=A1),
+                          plan).sort_values("profile_id")
+    assert frame["count_365d.buy"].tolist() == [2.0, 1.0]
+    with_null = only.assign(event_type=["buy", "buy", None])
+    assert plan_features(ibis.memtable(with_null), as_of=A1).activity

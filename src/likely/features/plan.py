@@ -15,7 +15,8 @@ Feature families, per event type (the ``max_event_types`` most frequent) and per
 - ``trend``: ``count_30d - count_90d / 3``, the last 30 days against the average 30 days of the
   last 90 (positive = picking up, negative = slowing down).
 
-Overall: events of any type in the last 7/30/90 days, days since the last and the first event.
+Overall: events of any type in the last 7/30/90 days, days since the last and the first event
+(left out when the history holds one event type only: they would repeat that type's features).
 ``monetary`` (when events have a non-empty ``value``): sum, mean and max of ``value`` over
 30/90/365 days, all event types together. For up to ``max_categorical_columns`` text columns of
 useful cardinality: ``distinct`` values in the last 90 days and the ``share`` of each of the top
@@ -116,6 +117,7 @@ class FeaturePlan:
     categorical_columns: tuple[CategoricalColumn, ...] = ()
     attributes: tuple[ProfileAttribute, ...] = ()
     version: int = PLAN_VERSION
+    activity: bool = True  # the all-events features (not when one event type is everything)
 
     @classmethod
     def empty(cls, as_of: datetime = datetime(1970, 1, 1)) -> FeaturePlan:
@@ -140,6 +142,7 @@ class FeaturePlan:
             "event_types": list(self.event_types),
             "custom_events": [{"name": n, "condition": c} for n, c in self.custom_events],
             "value": self.value,
+            "activity": self.activity,
             "categorical_columns": [{"column": c.column, "values": list(c.values)}
                                     for c in self.categorical_columns],
             "attributes": [{"column": a.column, "type": a.type, "categories": list(a.categories)}
@@ -166,6 +169,7 @@ class FeaturePlan:
             attributes=tuple(ProfileAttribute(a["column"], a["type"], tuple(a["categories"]))
                              for a in data.get("attributes", ())),
             version=version,
+            activity=bool(data.get("activity", True)),
         )
 
 
@@ -229,9 +233,16 @@ def plan_features(
         raise ConfigError("profile_attributes are set but the instance has no profiles dataset. "
                           "Add one under datasets.profiles or remove profile_attributes.")
     custom = tuple(sorted((name, c.text) for name, c in (custom_events or {}).items()))
-    plan = FeaturePlan((), as_of, event_types, custom, has_value, categorical, attributes)
-    return FeaturePlan(tuple(s.feature for s in feature_specs(plan)), as_of, event_types,
-                       custom, has_value, categorical, attributes)
+    plan = FeaturePlan((), as_of, event_types, custom, has_value, categorical, attributes,
+                       activity=not _one_event_type_only(history, event_types))
+    return replace(plan, features=tuple(s.feature for s in feature_specs(plan)))
+
+
+def _one_event_type_only(history: ir.Table, event_types: tuple[str, ...]) -> bool:
+    if len(event_types) != 1:
+        return False
+    kind = history[EVENT_TYPE]
+    return int(history.filter(kind.isnull() | (kind != event_types[0])).count().execute()) == 0
 
 
 def naive_utc(moment: datetime | date) -> datetime:
@@ -385,7 +396,7 @@ def feature_specs(plan: FeaturePlan) -> list[FeatureSpec]:
     A pure function of the parts, so the same plan always gives the same ids and
     :func:`build_features` can recompute what :func:`plan_features` listed.
     """
-    specs = _activity_specs()
+    specs = _activity_specs() if plan.activity else []
     for event_type in plan.event_types:
         specs += _source_specs("event_type", event_type, event_type, _slug(event_type))
     for name, _ in plan.custom_events:
