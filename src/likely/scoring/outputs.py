@@ -58,7 +58,7 @@ def score_and_explain(
     factor_names = FactorNames([f.id for f in plan.features], [f.name for f in plan.features])
     # Importance is judged against the holdout's mean |SHAP|, so one streaming pass suffices.
     scale = np.asarray(model.shap_reference_, dtype=float)
-    ids, probs, codes = [], [], []
+    ids, probs, raws, codes = [], [], [], []
     abs_sum = np.zeros(len(plan.features))
     source = pq.ParquetFile(ctx.folder / FEATURES_FILE)
     total, done = source.metadata.num_rows, 0
@@ -67,7 +67,9 @@ def score_and_explain(
         for batch in source.iter_batches(batch_size=BATCH_ROWS):
             frame = arrow_frame(batch, plan)
             ids.append(batch.column(PROFILE_ID))
-            probs.append(model.predict_proba(frame))
+            raw = model.predict_raw(frame)
+            raws.append(raw)
+            probs.append(model.calibrator_.transform(raw))
             try:
                 contrib = contributions(model, frame)[:, :-1]
                 abs_sum += np.abs(contrib).sum(axis=0)
@@ -79,7 +81,9 @@ def score_and_explain(
             done += batch.num_rows
             ctx.report("scoring and explaining", done, total)
     probability = np.concatenate(probs) if probs else np.zeros(0)
-    table = _scores_table(ctx, ids, probability, codes if explained else None, model_id, windows)
+    raw = np.concatenate(raws) if raws else np.zeros(0)
+    table = _scores_table(ctx, ids, probability, raw, codes if explained else None, model_id,
+                          windows)
     write_table(table, ctx.folder / SCORES_FILE)
     _write_profile_scores(ctx, windows)
     mean_abs = abs_sum / max(total, 1)
@@ -89,8 +93,8 @@ def score_and_explain(
 
 
 def _scores_table(
-    ctx: RunContext, ids: list, probability: np.ndarray, codes: list | None, model_id: str,
-    windows: RunWindows,
+    ctx: RunContext, ids: list, probability: np.ndarray, raw: np.ndarray, codes: list | None,
+    model_id: str, windows: RunWindows,
 ) -> pa.Table:
     score, reference = relative_scores(probability)
     ctx.metrics["score_reference_probability"] = reference
@@ -101,7 +105,7 @@ def _scores_table(
         "score_date": pa.array([windows.as_of] * n, pa.date32()),
         "probability": pa.array(probability, pa.float64()),
         "score": pa.array(score, pa.float64()),
-        "percentile": pa.array(percentiles(probability), pa.int16()),
+        "percentile": pa.array(percentiles(raw), pa.int16()),
         "bucket": pa.array(buckets(score, ctx.config.buckets), pa.string()),
         "influential_factors": factors,
         "model_id": pa.array([model_id] * n, pa.string()),

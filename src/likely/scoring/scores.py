@@ -37,15 +37,17 @@ def relative_scores(probability: np.ndarray) -> tuple[np.ndarray, float]:
     return np.minimum(100.0, 100.0 * probability / reference).round(2), reference
 
 
-def percentiles(probability: np.ndarray) -> np.ndarray:
-    """1..100: the share of the scored population at or below this probability, rounded up.
+def percentiles(ranking: np.ndarray) -> np.ndarray:
+    """1..100: the share of the scored population ranked at or below this one, rounded up.
 
-    100 = the most likely 1%; tied profiles share one percentile.
+    100 = the most likely 1%; tied profiles share one percentile. Runs rank on the model's raw
+    output: calibration is monotone, so the order is the probabilities' order, but an isotonic
+    calibration's flat steps would otherwise tie thousands of profiles.
     """
-    n = len(probability)
+    n = len(ranking)
     if n == 0:
         return np.zeros(0, dtype=np.int16)
-    at_or_below = np.searchsorted(np.sort(probability), probability, side="right")
+    at_or_below = np.searchsorted(np.sort(ranking), ranking, side="right")
     return np.ceil(100.0 * at_or_below / n).clip(1, 100).astype(np.int16)
 
 
