@@ -12,17 +12,20 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from likely.errors import BusyError, ConfigError, NotFoundError, RunError
 from likely.features import FeaturePlan, arrow_frame
+from likely.features.plan import FeatureDef
 from likely.model.explain import contributions
 from likely.model.store import load_model
+from likely.scoring.pipeline import TrainingSet, attribute_leaks
 from likely.scoring.records import SUCCESS, SUPERSEDED, TRAINING_ISSUE, run_dir
 from likely.workspace import Workspace
 
@@ -324,3 +327,15 @@ def test_only_name_description_and_schedule_can_be_edited(ws):
     renamed = ws.edit_instance("buyers", name="buyers-eu", schedule="daily")
     assert ws.instance("buyers-eu").id == renamed.id and renamed.config.schedule == "daily"
     assert renamed.config.goal.window_days == 30
+
+
+def test_an_attribute_that_alone_predicts_the_label_is_flagged_as_leakage():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(400) < 0.3).astype(np.int8)
+    attribute = FeatureDef("attribute.vip", "Latest vip", "numeric", "vip", "attribute", None)
+    honest = FeatureDef("attribute.age", "Latest age", "numeric", "age", "attribute", None)
+    plan = FeaturePlan(features=(attribute, honest), as_of=datetime(2025, 1, 1))
+    frame = pd.DataFrame({"attribute.vip": labels + rng.normal(0, 0.01, 400),
+                          "attribute.age": rng.normal(40, 10, 400)})
+    notes = attribute_leaks(plan, TrainingSet(frame, labels, np.zeros(400, dtype=bool)))
+    assert len(notes) == 1 and "'vip'" in notes[0] and "leakage" in notes[0]
