@@ -117,10 +117,11 @@ def scores(
         return print_json(rows)
     table = Table("profile", "score", "percentile", "bucket", "probability", "top factor")
     for r in rows:
-        factor = (r["influential_factors"] or [{}])[0]
+        factor = (r["influential_factors"] or [None])[0]
+        reason = (f"{factor['name']} = {factor['value'] if factor['value'] is not None else '-'}"
+                  f" ({factor['direction']})") if factor else "-"
         table.add_row(r["profile_id"], f"{r['score']:.1f}", str(r["percentile"]), r["bucket"],
-                      f"{r['probability']:.3f}", f"{factor.get('name', '')} "
-                      f"({factor.get('direction', '')})")
+                      f"{r['probability']:.3f}", reason)
     console.print(table)
 
 
@@ -142,6 +143,9 @@ def explain(name: str, profile_id: str, workspace: WorkspaceOption = None,
         effect = "raises" if f["direction"] == "+" else "lowers"
         table.add_row(f["name"], str(f["value"]), effect, f["importance"])
     console.print(table)
+    if len(result["history"]) > 1:
+        console.print("Score history: " + ", ".join(
+            f"{h['score_date']} {h['score']:.0f} ({h['bucket']})" for h in result["history"]))
 
 
 def export(
