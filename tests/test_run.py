@@ -339,3 +339,19 @@ def test_an_attribute_that_alone_predicts_the_label_is_flagged_as_leakage():
                           "attribute.age": rng.normal(40, 10, 400)})
     notes = attribute_leaks(plan, TrainingSet(frame, labels, np.zeros(400, dtype=bool)))
     assert len(notes) == 1 and "'vip'" in notes[0] and "leakage" in notes[0]
+
+
+def test_a_run_killed_mid_way_is_closed_as_failed_by_the_next_run(ws):
+    instance = ws.create_instance(config())
+    run_id = "run-killed00000"
+    with ws.catalog.transaction():
+        ws.catalog.insert("runs", {"id": run_id, "instance_id": instance.id,
+                                   "as_of": LAST_DAY.isoformat(), "status": "running",
+                                   "started_at": "2026-01-01T00:00:00Z"})
+    half = run_dir(ws.path, instance.id, run_id)
+    half.mkdir(parents=True)
+    (half / "features.parquet").write_bytes(b"half a file")
+    good = ws.run("buyers")
+    killed = ws.get_run("buyers", run_id)
+    assert killed.status == "failed" and "Interrupted" in killed.error
+    assert not half.exists() and good.status == SUCCESS

@@ -99,6 +99,7 @@ def run_instance(
     """
     lock = outputs_dir(root, instance.id) / ".lock"
     with exclusive_lock(lock, f"Instance '{instance.name}'"):
+        _close_interrupted_runs(catalog, root, instance)
         run_id = f"run-{uuid.uuid4().hex[:12]}"
         folder = records.run_dir(root, instance.id, run_id)
         ctx = RunContext(catalog, con, root, instance, run_id, folder, progress)
@@ -111,10 +112,23 @@ def run_instance(
         except LikelyError as exc:
             _finish_failed(ctx, exc)
             raise
-        except Exception as exc:
-            _finish_failed(ctx, RunError(0, f"Unexpected failure: {exc}"))
+        except BaseException as exc:  # a bug, or Ctrl-C: the record still says what happened
+            what = "Interrupted" if isinstance(exc, KeyboardInterrupt) else "Unexpected failure"
+            _finish_failed(ctx, RunError(0, f"{what}: {exc!r}"))
             raise
         return _finish_success(ctx, resolved_as_of, model_id)
+
+
+def _close_interrupted_runs(catalog: Catalog, root: Path, instance: Instance) -> None:
+    """Runs still 'running' while we hold the instance's lock died with their process."""
+    stale = catalog.query("SELECT id FROM runs WHERE instance_id = ? AND status = ?",
+                          (instance.id, RUNNING))
+    for row in stale:
+        with catalog.transaction():
+            catalog.update("runs", "id", row["id"], {
+                "status": FAILED, "finished_at": utcnow(),
+                "error": "Interrupted: the process running it ended before it finished."})
+        shutil.rmtree(records.run_dir(root, instance.id, row["id"]), ignore_errors=True)
 
 
 def _execute(ctx: RunContext, as_of: date | None) -> tuple[date, str]:
