@@ -114,7 +114,7 @@ def run_instance(
             raise
         except BaseException as exc:  # a bug, or Ctrl-C: the record still says what happened
             what = "Interrupted" if isinstance(exc, KeyboardInterrupt) else "Unexpected failure"
-            _finish_failed(ctx, RunError(0, f"{what}: {exc!r}"))
+            _finish_failed(ctx, LikelyError(f"{what}: {exc!r}"))
             raise
         return _finish_success(ctx, resolved_as_of, model_id)
 
