@@ -98,6 +98,8 @@ def test_instances_and_runs_from_the_command_line(demo_workspace, tmp_path, caps
     assert [r["status"] for r in runs] == ["success"]
     code, out, _ = run(capsys, "runs", "show", "buyers", runs[0]["id"], "-w", ws, "--json")
     assert json.loads(out)["metrics"]["holdout"]["auc"] > 0.65
+    code, out, _ = run(capsys, "runs", "show", "buyers", "-w", ws)
+    assert code == 0 and "top-10% lift" in out and "leaves x" in out and "first = holdout" in out
     code, out, _ = run(capsys, "scores", "buyers", "--top", "3", "-w", ws, "--json")
     top = json.loads(out)
     assert len(top) == 3 and top[0]["probability"] >= top[2]["probability"]
@@ -111,6 +113,8 @@ def test_instances_and_runs_from_the_command_line(demo_workspace, tmp_path, caps
     assert code == 10 and "[407] Not enough history" in err and "Traceback" not in err
     code, _, err = run(capsys, "run", "buyers", "--as-of", "last week", "-w", ws)
     assert code == 2 and "last week" in err
+    code, out, _ = run(capsys, "runs", "show", "buyers", "-w", ws)
+    assert code == 0 and "[407] Not enough history" in out and "[407] [407]" not in out
 
     outputs = Path(ws) / "runs" / runs[0]["instance_id"]
     assert run(capsys, "instances", "delete", "buyers", "--yes", "--keep-outputs",

@@ -72,7 +72,7 @@ def list_(name: str, workspace: WorkspaceOption = None, json: JsonOption = False
         table.add_row(r.id, r.as_of, r.status, f"{auc:.3f}" if auc else "-",
                       fmt_count(r.counts.get("scored_profiles", "-")),
                       f"{sum(r.timings.values()):.1f}",
-                      f"[{r.error_code}] {r.error}" if r.error else "")
+                      r.error or "")
     console.print(table if runs else f"No runs yet: likely run {name}")
 
 
@@ -87,15 +87,28 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
     if json:
         return print_json(record.to_dict())
     table = Table(show_header=False, title=f"run {record.id}")
-    for key in ("as_of", "status", "started_at", "finished_at", "model_id", "error"):
+    for key in ("as_of", "status", "started_at", "finished_at", "model_id"):
         table.add_row(key, str(getattr(record, key) or ""))
+    if record.error:
+        table.add_row("error", record.error)  # coded errors start with their "[code]"
+    anchors = record.metrics.get("windows", {}).get("anchors", [])
+    if anchors:
+        table.add_row("training windows", ", ".join(a[:10] for a in anchors) + " (first = holdout)")
     for stage, seconds in record.timings.items():
         table.add_row(f"time: {stage}", f"{seconds:.2f}s")
     for key, value in record.counts.items():
         table.add_row(f"count: {key}", fmt_count(value))
+    holdout = record.metrics.get("holdout", {})
     for key in ("auc", "pr_auc", "brier", "log_loss", "ece"):
-        if key in record.metrics.get("holdout", {}):
-            table.add_row(f"holdout {key}", f"{record.metrics['holdout'][key]:.4f}")
+        if key in holdout:
+            table.add_row(f"holdout {key}", f"{holdout[key]:.4f}")
+    if holdout.get("lift"):
+        table.add_row("holdout top-10% lift", f"{holdout['lift'][0]['lift']:.2f}x")
+    model = record.metrics.get("model", {})
+    if model.get("num_leaves"):
+        chosen = (model.get("calibration") or {}).get("chosen", "?")
+        table.add_row("model", f"{model['num_leaves']} leaves x {model['best_iteration']} trees, "
+                               f"{model['features']} features, calibration {chosen}")
     for note in record.notes:
         table.add_row("note", note)
     console.print(table)
