@@ -185,24 +185,28 @@ def _initial_state(rng: np.random.Generator, people: dict, n: int) -> _State:
 
 def purchase_logit(state: _State, day: int) -> np.ndarray:
     """The documented ground-truth log-odds of a purchase today, from history before today."""
-    d = _driver_values(state, day)
+    d = _planted_drivers(state, day)
     return (INTERCEPT + W_VIEWS * d["recent product views"] + W_ABANDONED * d["abandoned cart"]
             + W_CLICK * d["recent email click"] + W_RECENCY * d["days since last purchase"]
             + d["loyalty tier"] + W_ENGAGEMENT * np.log(state.engagement))
 
 
-def _driver_values(state: _State, day: int) -> dict[str, np.ndarray]:
-    """Each planted driver's value today (names as in DRIVERS), plus the two hidden ones."""
+def _planted_drivers(state: _State, day: int) -> dict[str, np.ndarray]:
+    """Each planted driver's value today, named as in DRIVERS (called every simulated day)."""
     return {
-        "abandoned cart": ((state.carts.sum(axis=0) > 0)
-                           & (state.buys.sum(axis=0) == 0)).astype(float),
-        "recent product views": np.minimum(state.views.sum(axis=0), 10).astype(float),
-        "days since last purchase": np.minimum(day - state.last_purchase, 180).astype(float),
-        "recent email click": (state.clicks.sum(axis=0) > 0).astype(float),
+        "abandoned cart": (state.carts.sum(axis=0) > 0) & (state.buys.sum(axis=0) == 0),
+        "recent product views": np.minimum(state.views.sum(axis=0), 10),
+        "days since last purchase": np.minimum(day - state.last_purchase, 180),
+        "recent email click": state.clicks.sum(axis=0) > 0,
         "loyalty tier": state.tier_effect,
-        "engagement (hidden)": state.engagement,
-        "still active (hidden)": state.alive.astype(float),
     }
+
+
+def _driver_values(state: _State, day: int) -> dict[str, np.ndarray]:
+    """The planted drivers plus the two hidden ones, as numbers, for the oracle's ranking."""
+    values = {**_planted_drivers(state, day), "engagement (hidden)": state.engagement,
+              "still active (hidden)": state.alive}
+    return {name: v.astype(float) for name, v in values.items()}
 
 
 def _driver_ranking(values: dict[str, np.ndarray], probability: np.ndarray) -> list[dict]:
