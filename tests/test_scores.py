@@ -64,8 +64,7 @@ def test_windows_step_back_one_outcome_window_at_a_time():
     assert (w.anchors[-1] - datetime(2025, 1, 1)).days == 30  # 30 days of history at least
     assert w.short_lookback == (w.anchors[-1],)  # less than the 45-day lookback there
     cfg = parse_instance_config({**CONFIG, "population": {"lookback_days": 30}})
-    assert plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None).notes(30) \
-        == []
+    assert plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None).notes() == []
 
 
 def test_a_lookback_longer_than_the_data_keeps_anchors_and_says_so():
@@ -73,7 +72,7 @@ def test_a_lookback_longer_than_the_data_keeps_anchors_and_says_so():
     w = plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None)
     assert len(w.anchors) == 5 and (w.anchors[-1] - datetime(2025, 1, 1)).days >= 30
     assert w.short_lookback == w.anchors
-    assert "reaches before the data starts (2025-01-01)" in w.notes(365)[0]
+    assert "reaches before the data starts (2025-01-01)" in w.notes()[0]
 
 
 def test_not_enough_history_is_error_407_with_the_numbers():

@@ -137,7 +137,7 @@ def _execute(ctx: RunContext, as_of: date | None) -> tuple[date, str]:
         first, last = _event_bounds(ctx, inputs.events)
         windows = plan_windows(ctx.config, first, last, as_of)
         ctx.metrics["windows"] = windows.to_dict()
-        ctx.notes.extend(windows.notes(ctx.config.population.lookback_days))
+        ctx.notes.extend(windows.notes())
         with ctx.catalog.transaction():
             ctx.catalog.update("runs", "id", ctx.run_id, {"as_of": windows.as_of.isoformat()})
     model_id = pipeline.train_and_score(ctx, inputs, windows)

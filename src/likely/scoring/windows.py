@@ -29,7 +29,13 @@ class RunWindows:
     history_needed_days: int
     first_event: datetime
     last_event: datetime
-    short_lookback: tuple[datetime, ...] = ()  # anchors with less history than the lookback
+    lookback_days: int
+
+    @property
+    def short_lookback(self) -> tuple[datetime, ...]:
+        """The anchors with less history before them than the population lookback."""
+        return tuple(a for a in self.anchors
+                     if (a - self.first_event).total_seconds() / 86400 < self.lookback_days)
 
     def to_dict(self) -> dict:
         return {
@@ -40,13 +46,13 @@ class RunWindows:
             "short_lookback": [a.isoformat() for a in self.short_lookback],
         }
 
-    def notes(self, lookback_days: int) -> list[str]:
+    def notes(self) -> list[str]:
         if not self.short_lookback:
             return []
         dates = ", ".join(f"{a:%Y-%m-%d}" for a in self.short_lookback)
-        return [f"The population lookback ({lookback_days} days) reaches before the data starts "
-                f"({self.first_event:%Y-%m-%d}) at training window(s) {dates}: eligibility "
-                "there uses the history available."]
+        return [f"The population lookback ({self.lookback_days} days) reaches before the data "
+                f"starts ({self.first_event:%Y-%m-%d}) at training window(s) {dates}: "
+                "eligibility there uses the history available."]
 
 
 def plan_windows(
@@ -86,6 +92,5 @@ def plan_windows(
         if (anchor - first_event).total_seconds() / 86400 < MIN_HISTORY_DAYS:
             break
         anchors.append(anchor)
-    short = tuple(a for a in anchors if (a - first_event).total_seconds() / 86400 < lookback)
     return RunWindows(as_of, cutoff, tuple(anchors), window, needed, first_event, last_event,
-                      short)
+                      lookback)
