@@ -179,8 +179,12 @@ class PropensityModel:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probability of the positive class per row (1-D, within (0, 1))."""
+        return self.probability_from_raw(self.predict_raw(X))
+
+    def probability_from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """The calibrated probability of raw outputs already computed (scoring keeps both)."""
         self._check_fitted("calibrator_")
-        return self.calibrator_.transform(self.predict_raw(X))
+        return self.calibrator_.transform(raw)
 
     def num_threads(self) -> int:
         """Threads LightGBM uses to predict and explain (0 = all cores), as set at training."""

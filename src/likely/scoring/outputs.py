@@ -69,7 +69,7 @@ def score_and_explain(
             ids.append(batch.column(PROFILE_ID))
             raw = model.predict_raw(frame)
             raws.append(raw)
-            probs.append(model.calibrator_.transform(raw))
+            probs.append(model.probability_from_raw(raw))
             try:
                 contrib = contributions(model, frame)[:, :-1]
                 abs_sum += np.abs(contrib).sum(axis=0)
