@@ -27,6 +27,7 @@ from likely.model.explain import contributions
 from likely.model.store import load_model
 from likely.scoring.pipeline import TrainingSet, attribute_leaks
 from likely.scoring.records import SUCCESS, SUPERSEDED, TRAINING_ISSUE, run_dir
+from likely.scoring.scores import percentiles
 from likely.workspace import Workspace
 
 LAST_DAY = date(2025, 7, 19)  # demo data: 2025-01-01 + 200 days
@@ -128,7 +129,8 @@ def test_reason_codes_and_base_value_sum_to_the_raw_model_output(first_run):
     features = pq.read_table(folder / "features.parquet")
     frame = arrow_frame(features.to_batches(max_chunksize=features.num_rows)[0], plan)
     contrib = contributions(model, frame)
-    np.testing.assert_allclose(contrib.sum(axis=1), model.predict_raw(frame), atol=1e-6)
+    raw = model.predict_raw(frame)
+    np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-6)
     # the stored reason codes are exactly the largest of those contributions
     ids = features.column("profile_id").to_pylist()
     stored = {r["profile_id"]: r for r in pq.read_table(folder / "scores.parquet").to_pylist()}
@@ -140,6 +142,8 @@ def test_reason_codes_and_base_value_sum_to_the_raw_model_output(first_run):
                                    rtol=1e-6)
         assert stored[ids[row]]["probability"] == pytest.approx(
             float(model.predict_proba(frame.iloc[[row]])[0]))
+    # percentiles rank the model's raw output over everyone scored
+    assert [stored[i]["percentile"] for i in ids] == percentiles(raw).tolist()
 
 
 def test_model_file_carries_config_features_and_hash(first_run):
