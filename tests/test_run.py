@@ -224,6 +224,19 @@ def test_a_later_run_keeps_profiles_it_did_not_score_in_the_profile_table(ws):
     assert history.num_rows == early.counts["scored_profiles"] + late.counts["scored_profiles"]
 
 
+def test_rerunning_a_score_date_keeps_the_profiles_carried_from_older_dates(ws):
+    ws.create_instance(config())
+    early = ws.run("buyers", as_of=LAST_DAY - timedelta(days=21))
+    ws.run("buyers", as_of=LAST_DAY)
+    carried = set(ws.scores("buyers").to_pandas().query("run_id == @early.id").profile_id)
+    assert carried
+    again = ws.run("buyers", as_of=LAST_DAY)
+    profile = ws.scores("buyers").to_pandas()
+    assert carried <= set(profile.profile_id)
+    assert set(profile[profile.run_id == early.id].profile_id) == carried
+    assert (profile.run_id == again.id).sum() == again.counts["scored_profiles"]
+
+
 def test_a_failed_run_leaves_the_previous_outputs_byte_identical(ws):
     ws.create_instance(config())
     good = ws.run("buyers")

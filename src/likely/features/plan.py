@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import ibis
 
 from likely.conditions import Condition
+from likely.data import schema
 from likely.data.schema import EVENT_TYPE, PROFILE_ID, TIMESTAMP, UPDATED_AT, VALUE
 from likely.errors import ConfigError, DataError, did_you_mean
 
@@ -60,6 +61,16 @@ MAX_CATEGORY_VALUES = 1000  # more distinct values than this looks like an id (s
 ATTRIBUTE_CATEGORIES = 20
 OTHER = "other"
 ALL_EVENTS = "all events"
+
+#: Words for the standard event types and the feature families that are not one event type.
+BEHAVIOUR_WORDS = {
+    schema.PURCHASE: "purchases", schema.PRODUCT_VIEW: "product views",
+    schema.CART_ADD: "cart adds", schema.CHECKOUT: "checkouts", schema.PAGE_VIEW: "page views",
+    schema.LINK_CLICK: "link clicks", schema.EMAIL_SENT: "emails sent",
+    schema.EMAIL_OPENED: "email opens", schema.EMAIL_CLICKED: "email clicks",
+    schema.APP_LAUNCH: "app launches", schema.SEARCH: "searches", VALUE: "spend",
+    ALL_EVENTS: "overall activity",
+}
 
 Kind = Literal["numeric", "categorical"]
 AttributeType = Literal["numeric", "boolean", "categorical", "date"]
@@ -81,6 +92,16 @@ class FeatureDef:
     family: str
     window_days: int | None
     categories: tuple[str, ...] = ()
+
+    @property
+    def behaviour(self) -> str:
+        """The behaviour this feature measures, in words; reason codes group features by it."""
+        return behaviour_words(self.source)
+
+
+def behaviour_words(source: str) -> str:
+    """A feature source as a marketer names it: ``commerce.productListAdds`` → "cart adds"."""
+    return BEHAVIOUR_WORDS.get(source, source)
 
 
 @dataclass(frozen=True)

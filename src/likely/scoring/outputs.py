@@ -115,19 +115,22 @@ def _scores_table(
 
 
 def _write_profile_scores(ctx: RunContext, windows: RunWindows) -> None:
-    """Latest score per profile: this run's scores over the previous profile table."""
+    """Latest score per profile: this run's scores over those carried by the previous profile
+    table (the newest successful run at or before this score date, re-runs of it included),
+    so profiles not scored today keep their last score."""
     import ibis
 
     new = read_parquet(ctx.con, [ctx.folder / SCORES_FILE])
-    previous = records.latest_success(ctx.catalog, ctx.instance.id)
+    as_of = windows.as_of.isoformat()
+    earlier = [r for r in records.successful_runs(ctx.catalog, ctx.instance.id) if r.as_of <= as_of]
     table = new
-    if previous is not None and previous.as_of != windows.as_of.isoformat():
-        old_path = records.run_dir(ctx.root, ctx.instance.id, previous.id) / PROFILE_SCORES_FILE
-        if old_path.exists():
-            old = read_parquet(ctx.con, [old_path])
-            old = old.anti_join(new, PROFILE_ID)
-            old = old.filter(old.score_date < windows.as_of)
-            table = ibis.union(new, old.select(*new.columns))
+    old_path = (records.run_dir(ctx.root, ctx.instance.id, earlier[-1].id) / PROFILE_SCORES_FILE
+                if earlier else None)
+    if old_path is not None and old_path.exists():
+        old = read_parquet(ctx.con, [old_path])
+        old = old.anti_join(new, PROFILE_ID)
+        old = old.filter(old.score_date < windows.as_of)
+        table = ibis.union(new, old.select(*new.columns))
     write_expr(table.order_by(PROFILE_ID), ctx.folder / PROFILE_SCORES_FILE)
 
 
