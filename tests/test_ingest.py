@@ -192,24 +192,61 @@ def test_same_file_twice_is_refused_unless_allowed(ws, write):
     path = write("e.csv", EVENTS_CSV)
     ws.ingest_events([path], "web")
     before = snapshot(ws, "web")
-    with pytest.raises(AlreadyExistsError, match=r"already ingested into dataset 'web'"):
+    with pytest.raises(AlreadyExistsError, match=r"already ingested into dataset 'web'.*"
+                                                 r"--dedupe exact"):
         ws.ingest_events([path], "web")
     assert snapshot(ws, "web") == before
+    # Allowed: the rows are added again (nothing says they are not new orders) ...
     report = ws.ingest_events([path], "web", allow_duplicate_file=True)
-    assert report.rows_ingested == 0 and report.duplicates_dropped == 4
-    assert len(rows(ws, "web")) == 4
+    assert (report.rows_ingested, report.duplicates_dropped) == (4, 0)
+    assert report.dedupe_applied == "none" and report.exact_duplicates_kept == 4
+    assert len(rows(ws, "web")) == 8
+    # ... unless exact duplicates are asked to be dropped.
+    report = ws.ingest_events([path], "web", allow_duplicate_file=True, dedupe="exact")
+    assert (report.rows_ingested, report.duplicates_dropped) == (0, 4)
+    assert report.dedupe_applied == "exact" and report.exact_duplicates_kept == 0
+    assert len(rows(ws, "web")) == 8
 
 
-def test_exact_duplicates_dropped_within_and_across_files(ws, write):
+def test_identical_rows_are_kept_by_default_and_counted(ws, write):
+    # A transaction log without an order id: the same customer bought the same thing twice.
     a = write("a.csv", EVENTS_CSV + "p1,2025-01-01T10:00:00Z,commerce.purchases,12.5,web\n")
     report = ws.ingest_events([a], "web")
-    assert report.duplicates_dropped == 1 and report.rows_ingested == 4
+    assert (report.rows_ingested, report.duplicates_dropped) == (5, 0)
+    assert report.exact_duplicates_kept == 1
     b = write("b.csv", "profile_id,timestamp,event_type,value,channel\n"
                        "p1,2025-01-01T10:00:00Z,commerce.purchases,12.5,web\n"
                        "p9,2025-01-09T10:00:00Z,search,,\n")
     report = ws.ingest_events([b], "web")
+    assert (report.rows_ingested, report.duplicates_dropped) == (2, 0)
+    assert report.exact_duplicates_kept == 1
+    df = rows(ws, "web")
+    assert len(df) == 7 and df.value[df.profile_id == "p1"].sum() == 37.5
+    q = ws.dataset("web").quality
+    assert q["exact_duplicate_rows"] == 2 and "event_id_duplicates" not in q
+
+
+def test_dedupe_exact_drops_identical_rows_within_and_across_files(ws, write):
+    a = write("a.csv", EVENTS_CSV + "p1,2025-01-01T10:00:00Z,commerce.purchases,12.5,web\n")
+    report = ws.ingest_events([a], "web", dedupe="exact")
+    assert (report.rows_ingested, report.duplicates_dropped) == (4, 1)
+    b = write("b.csv", "profile_id,timestamp,event_type,value,channel\n"
+                       "p1,2025-01-01T10:00:00Z,commerce.purchases,12.5,web\n"
+                       "p9,2025-01-09T10:00:00Z,search,,\n")
+    report = ws.ingest_events([b], "web", dedupe="exact")
     assert (report.rows_ingested, report.duplicates_dropped) == (1, 1)
-    assert len(rows(ws, "web")) == 5
+    assert len(rows(ws, "web")) == 5 and ws.dataset("web").quality["exact_duplicate_rows"] == 0
+
+
+def test_profiles_keep_identical_rows_by_default(ws, write):
+    path = write("p.csv", "profile_id,tier\np1,gold\np1,gold\np2,silver\n")
+    report = ws.ingest_profiles([path], "crm")
+    assert (report.rows_ingested, report.exact_duplicates_kept) == (3, 1)
+    q = ws.dataset("crm").quality
+    assert q["exact_duplicate_rows"] == 1 and q["rows_per_profile_max"] == 2
+    other = write("p2.csv", "profile_id,tier\np1,gold\np1,gold\np3,silver\n")
+    report = ws.ingest_profiles([other], "crm2", dedupe="exact")
+    assert (report.rows_ingested, report.duplicates_dropped) == (2, 1)
 
 
 def test_appending_files_with_new_columns(ws, write):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from likely.catalog import Catalog
 from likely.config import InstanceConfig
 from likely.data import datasets as _datasets
-from likely.data.ingest import IngestReport, Progress, ingest
+from likely.data.ingest import Dedupe, IngestReport, Progress, ingest
 from likely.data.schema import DatasetKind
 from likely.data.sources import SourceFormat
 from likely.data.validate import OnError
@@ -96,13 +96,19 @@ class Workspace:
         column_map: Mapping[str, str] | None = None,
         on_error: OnError = "fail",
         allow_duplicate_file: bool = False,
+        dedupe: Dedupe = "auto",
         progress: Progress | None = None,
     ) -> IngestReport:
-        """Add files to a dataset of ``kind`` ('events' or 'profiles'), creating it if new."""
+        """Add files to a dataset of ``kind`` ('events' or 'profiles'), creating it if new.
+
+        Every row is kept unless ``dedupe`` says otherwise: ``auto`` drops rows whose
+        ``event_id`` was already seen (when there is one), ``exact`` drops identical rows,
+        ``none`` keeps everything.
+        """
         return ingest(
             self.catalog, self.con, self.path, kind, paths, name, fmt=format,
             column_map=column_map, on_error=on_error,
-            allow_duplicate_file=allow_duplicate_file, now=datetime.now(UTC),
+            allow_duplicate_file=allow_duplicate_file, dedupe=dedupe, now=datetime.now(UTC),
             progress=progress,
         )
 

@@ -18,9 +18,19 @@ from likely.cli.common import (
     print_json,
     progress_bar,
 )
+from likely.data.ingest import IngestReport
 from likely.data.sources import parse_column_map
 
 app = typer.Typer(help="Ingest and inspect datasets.", no_args_is_help=True)
+
+#: What a profiles dataset's shape is, and what it means for predictions in one sentence.
+SHAPE_MEANING = {
+    "snapshot": ("one row per profile; its updated_at says when the row was written",
+                 "Attributes are known only as they are now; instances use the ones declared "
+                 "in static_attributes for past training windows."),
+    "history": ("several versions per profile, each valid from its updated_at",
+                "Each version is used from its updated_at on."),
+}
 
 
 @app.command("ingest")
@@ -35,6 +45,9 @@ def ingest(
     on_error: Annotated[str, typer.Option(help="fail, or skip bad rows.")] = "fail",
     allow_duplicate_file: Annotated[bool, typer.Option(
         help="Ingest a file even if it was ingested before.")] = False,
+    dedupe: Annotated[str, typer.Option(
+        help="auto: drop rows whose event_id was already seen, if there is one, else keep every "
+             "row; exact: drop identical rows; none: keep everything.")] = "auto",
     workspace: WorkspaceOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -48,15 +61,19 @@ def ingest(
     with progress_bar(not json) as progress:
         report = ws.ingest(kind, paths, name, format=format, column_map=parse_column_map(map or []),
                            on_error=on_error, allow_duplicate_file=allow_duplicate_file,
-                           progress=progress)
+                           dedupe=dedupe, progress=progress)
     if json:
         return print_json(report.to_dict())
     console.print(
         f"Ingested [bold]{fmt_count(report.rows_ingested)}[/] rows into {report.kind} dataset "
         f"'[bold]{report.dataset}[/]' from {len(report.files)} file(s) in {report.seconds:.1f}s; "
-        f"{fmt_count(report.duplicates_dropped)} duplicate(s) dropped, "
-        f"{fmt_count(report.rows_skipped)} bad row(s) skipped."
+        f"{_dropped(report)}, {fmt_count(report.rows_skipped)} bad row(s) skipped."
     )
+    if report.exact_duplicates_kept:
+        console.print(
+            f"  kept {fmt_count(report.exact_duplicates_kept)} row(s) identical to another row "
+            "(repeat orders look like this when there is no order id; --dedupe exact drops them)"
+        )
     for p in report.problems:
         shown = ", ".join(f"row {r} {v!r}" for r, v in p["examples"])
         console.print(f"  [yellow]skipped[/] {p['rows']} row(s) of {p['file']} with {p['issue']} "
@@ -116,16 +133,33 @@ def delete(
         console.print(f"[yellow]These instances can no longer run:[/] {', '.join(stopped)}")
 
 
+def _dropped(report: IngestReport) -> str:
+    """How many rows were dropped as duplicates, and by what rule (the --dedupe mode)."""
+    n = fmt_count(report.duplicates_dropped)
+    if report.dedupe_applied == "event_id":
+        return f"{n} row(s) dropped as repeated event_id (--dedupe {report.dedupe})"
+    if report.dedupe_applied == "exact":
+        return f"{n} exact duplicate row(s) dropped (--dedupe exact)"
+    return f"no rows dropped as duplicates (--dedupe {report.dedupe})"
+
+
 def _print_quality(dataset) -> None:
     q = dataset.quality
     summary = Table(title=f"{dataset.kind} dataset '{dataset.name}'", show_header=False)
     for label, key in [("rows", "rows"), ("profiles", "profiles"), ("first", "first"),
                        ("last", "last"), ("days of history", "days_of_history"),
                        ("days with no events", "gap_days"),
-                       ("freshness (days since last)", "freshness_days")]:
+                       ("freshness (days since last)", "freshness_days"),
+                       ("exact duplicate rows", "exact_duplicate_rows"),
+                       ("rows repeating an event_id", "event_id_duplicates"),
+                       ("profiles with several rows", "profiles_with_several_rows"),
+                       ("profiles with several versions", "versioned_profiles")]:
         if key in q:
             summary.add_row(label, fmt_count(q[key]))
     console.print(summary)
+    if q.get("shape") in SHAPE_MEANING:
+        what, meaning = SHAPE_MEANING[q["shape"]]
+        console.print(f"Shape: [bold]{q['shape']}[/] ({what}). {meaning}")
     if q.get("gaps"):
         gaps = ", ".join(f"{g['from']}..{g['to']}" for g in q["gaps"][:5])
         console.print(f"Gaps: {gaps}{' ...' if len(q['gaps']) > 5 else ''}")

@@ -1,5 +1,10 @@
 """Ingesting source files into a dataset: read, check, type, de-duplicate, write, record.
 
+Nothing is dropped unless the data says it is a duplicate. Identical rows are kept by default:
+in a transaction log without an order id, two identical rows are usually two real orders. With an
+``event_id`` column a row whose id the dataset already holds, or that repeats within the new
+files, is dropped (one row per id is kept). ``dedupe="exact"`` opts into dropping identical rows.
+
 A failed ingest changes nothing: the new rows go to a new Parquet part written atomically, and the
 part only becomes part of the dataset when the catalog transaction that lists it commits. A part
 left on disk by a crash is never listed, so never read.
@@ -13,14 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
 
 from likely.catalog import Catalog, utcnow
 from likely.data.datasets import check_name, dataset_dir, find_dataset, open_dataset
-from likely.data.quality import quality_report
-from likely.data.schema import DatasetKind
+from likely.data.quality import exact_duplicate_rows, quality_report
+from likely.data.schema import EVENT_ID, TIMESTAMP, DatasetKind
 from likely.data.sources import (
     FORMATS,
     SourceFormat,
@@ -39,6 +44,13 @@ if TYPE_CHECKING:
     from ibis.backends import BaseBackend
 
 Progress = Callable[[str, int, int], None]
+#: What ``dedupe`` may ask for: ``auto`` (by event id when there is one, else keep every row),
+#: ``exact`` (drop identical rows) or ``none`` (keep everything).
+Dedupe = Literal["auto", "exact", "none"]
+DEDUPE_MODES: tuple[str, ...] = ("auto", "exact", "none")
+#: What was actually de-duplicated on: ``auto`` resolves to ``event_id`` or ``none``.
+DedupeBy = Literal["event_id", "exact", "none"]
+_RANK = "_likely_rank"
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,9 @@ class IngestReport:
     rows_ingested: int
     rows_skipped: int
     duplicates_dropped: int
+    dedupe: Dedupe
+    dedupe_applied: DedupeBy
+    exact_duplicates_kept: int
     part: str
     seconds: float
     quality: dict[str, Any]
@@ -73,13 +88,14 @@ def ingest(
     column_map: Mapping[str, str] | None = None,
     on_error: OnError = "fail",
     allow_duplicate_file: bool = False,
+    dedupe: Dedupe = "auto",
     now: datetime,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Add the rows of ``paths`` to dataset ``name`` (created if new). See the module docstring."""
     started = time.perf_counter()
     check_name(name)
-    _check_options(fmt, on_error)
+    _check_options(fmt, on_error, dedupe)
     files = expand_paths(paths)
     with exclusive_lock(dataset_dir(root, name) / ".lock", f"Dataset '{name}'"):
         existing = find_dataset(catalog, root, name)
@@ -91,25 +107,30 @@ def ingest(
         checked = _read_and_validate(con, files, kind, fmt, column_map or {}, on_error, progress)
         new_rows = _union(checked)
         old = open_dataset(con, existing) if existing and existing.parts else None
-        new_rows = _deduplicate(new_rows, old)
+        if old is not None:
+            _merged_schema([("the dataset", old), ("the new files", new_rows)])
+        applied = _dedupe_by(dedupe, new_rows)
+        new_rows = _deduplicate(new_rows, old, applied)
         part = dataset_dir(root, name) / f"part-{uuid.uuid4().hex[:12]}.parquet"
         _step(progress, "writing", 0, 1)
         write_expr(new_rows, part)
         try:
             return _record(
                 catalog, con, root, name, kind, files, hashes, checked, part, existing,
-                now=now, started=started,
+                dedupe=(dedupe, applied), old=old, now=now, started=started,
             )
         except BaseException:
             part.unlink(missing_ok=True)
             raise
 
 
-def _check_options(fmt: str | None, on_error: str) -> None:
+def _check_options(fmt: str | None, on_error: str, dedupe: str) -> None:
     if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"Unknown --format '{fmt}'. Allowed: {', '.join(FORMATS)}.")
     if on_error not in ("fail", "skip"):
         raise ConfigError(f"Unknown --on-error '{on_error}'. Allowed: fail, skip.")
+    if dedupe not in DEDUPE_MODES:
+        raise ConfigError(f"Unknown --dedupe '{dedupe}'. Allowed: {', '.join(DEDUPE_MODES)}.")
 
 
 def _check_duplicate_files(
@@ -135,7 +156,9 @@ def _check_duplicate_files(
             raise AlreadyExistsError(
                 f"File '{path}' was already ingested into dataset '{name}' (as '{row['source']}' "
                 f"at {row['ingested_at']}). Nothing was ingested. Pass --allow-duplicate-file "
-                "to ingest it again (exact duplicate events are still dropped)."
+                "to ingest it again: its rows are then added again, except those whose event_id "
+                "the dataset already holds (add --dedupe exact to drop rows identical to ones "
+                "already there)."
             )
     return hashes
 
@@ -172,12 +195,44 @@ def _union(checked: list[Validated]) -> ir.Table:
     return ibis.union(*aligned, distinct=False) if len(aligned) > 1 else aligned[0]
 
 
-def _deduplicate(new_rows: ir.Table, old: ir.Table | None) -> ir.Table:
+def _dedupe_by(dedupe: Dedupe, new_rows: ir.Table) -> DedupeBy:
+    """``auto`` means by event id when the new rows have one, else keep every row."""
+    if dedupe == "auto":
+        return "event_id" if EVENT_ID in new_rows.columns else "none"
+    return dedupe
+
+
+def _deduplicate(new_rows: ir.Table, old: ir.Table | None, by: DedupeBy) -> ir.Table:
+    """The new rows less duplicates within themselves and of what the dataset holds."""
+    if by == "event_id":
+        return _by_event_id(new_rows, old)
+    if by == "exact":
+        return _exact(new_rows, old)
+    return new_rows
+
+
+def _by_event_id(new_rows: ir.Table, old: ir.Table | None) -> ir.Table:
+    """One row per event id not already in the dataset; rows without an id are all kept.
+
+    Of several new rows with one id the one kept is the first by timestamp, then by every other
+    column, so the result does not depend on the order files were read in or on threads.
+    """
+    others = [c for c in new_rows.columns if c not in (EVENT_ID, TIMESTAMP)]
+    keys = [new_rows[c].asc() for c in (TIMESTAMP, *others) if c in new_rows.columns]
+    rank = ibis.row_number().over(group_by=new_rows[EVENT_ID], order_by=keys)
+    ranked = new_rows.mutate(**{_RANK: rank})
+    kept = ranked.filter(ranked[EVENT_ID].isnull() | (ranked[_RANK] == 0)).drop(_RANK)
+    if old is None or EVENT_ID not in old.columns:
+        return kept
+    known = old.filter(old[EVENT_ID].notnull()).select(EVENT_ID).distinct()
+    return kept.anti_join(known, EVENT_ID)
+
+
+def _exact(new_rows: ir.Table, old: ir.Table | None) -> ir.Table:
     """Drop exact duplicate rows, within the new files and against what the dataset holds."""
     distinct = new_rows.distinct()
     if old is None:
         return distinct
-    _merged_schema([("the dataset", old), ("the new files", distinct)])
     old_aligned = old.select(
         **{c: (old[c].cast(t) if c in old.columns else ibis.null(t))
            for c, t in distinct.schema().items()}
@@ -229,12 +284,15 @@ def _record(
     part: Path,
     existing: Any,
     *,
+    dedupe: tuple[Dedupe, DedupeBy],
+    old: ir.Table | None,
     now: datetime,
     started: float,
 ) -> IngestReport:
     parts = [*(existing.parts if existing else ()), part]
     full = read_parquet(con, parts)
     quality = quality_report(full, kind, now=now)
+    kept = quality["exact_duplicate_rows"] - _exact_duplicates_before(existing, old)
     rows_new = int(read_parquet(con, [part]).count().execute())
     rows_valid = sum(v.rows_read - v.rows_skipped for v in checked)
     columns = [{"name": c, "type": str(t)} for c, t in full.schema().items()]
@@ -261,9 +319,22 @@ def _record(
         dataset=name, kind=kind, files=tuple(str(f) for f in files),
         rows_read=sum(v.rows_read for v in checked), rows_ingested=rows_new,
         rows_skipped=sum(v.rows_skipped for v in checked),
-        duplicates_dropped=rows_valid - rows_new, part=str(part.relative_to(root)),
+        duplicates_dropped=rows_valid - rows_new, dedupe=dedupe[0], dedupe_applied=dedupe[1],
+        exact_duplicates_kept=kept, part=str(part.relative_to(root)),
         seconds=round(time.perf_counter() - started, 3), quality=quality, problems=problems,
     )
+
+
+def _exact_duplicates_before(existing: Any, old: ir.Table | None) -> int:
+    """Exact duplicate rows the dataset held before this ingest (from its report when it has it).
+
+    The ingest's kept duplicates are the growth of this count: rows of the new part identical to
+    another row, new or old.
+    """
+    if old is None:
+        return 0
+    known = existing.quality.get("exact_duplicate_rows")
+    return int(known) if known is not None else exact_duplicate_rows(old)
 
 
 def _step(progress: Progress | None, what: str, done: int, total: int) -> None:

@@ -2,7 +2,10 @@
 
 All figures are aggregated in the engine; only small results (one row of counts, one row per day,
 one row per event type) come back to Python. Stored in the catalog as JSON and shown by
-``likely datasets show``.
+``likely datasets show``. Keys are a contract: new ones are added, none renamed or removed.
+
+Duplicates are counted, never judged: ``exact_duplicate_rows`` (rows identical to an earlier one)
+may be real repeat orders; ``event_id_duplicates`` (rows repeating an event id) are not.
 """
 
 from __future__ import annotations
@@ -10,7 +13,15 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from likely.data.schema import EVENT_TYPE, PROFILE_ID, TIMESTAMP, UPDATED_AT, DatasetKind
+from likely.data.profiles import shape_report
+from likely.data.schema import (
+    EVENT_ID,
+    EVENT_TYPE,
+    PROFILE_ID,
+    TIMESTAMP,
+    UPDATED_AT,
+    DatasetKind,
+)
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -20,13 +31,17 @@ MAX_EVENT_TYPES = 50
 
 
 def quality_report(table: ir.Table, kind: DatasetKind, *, now: datetime) -> dict[str, Any]:
-    """Rows, profiles, time span, gaps, completeness, event types and freshness as of ``now``.
+    """Rows, profiles, time span, gaps, completeness, duplicates, event types or profile shape,
+    and freshness as of ``now``.
 
     ``now`` is an argument (not read from the clock) so a report can be recomputed for any date.
     """
+    with_ids = kind == "events" and EVENT_ID in table.columns
     counts = table.aggregate(
         rows=table.count(),
         profiles=table[PROFILE_ID].nunique(),
+        **({"ids": table[EVENT_ID].count(), "distinct_ids": table[EVENT_ID].nunique()}
+           if with_ids else {}),
         **{f"nonnull_{i}": table[c].count() for i, c in enumerate(table.columns)},
     ).execute().iloc[0]
     rows = int(counts["rows"])
@@ -39,7 +54,10 @@ def quality_report(table: ir.Table, kind: DatasetKind, *, now: datetime) -> dict
             c: round(100.0 * int(counts[f"nonnull_{i}"]) / rows, 2) if rows else 0.0
             for i, c in enumerate(table.columns)
         },
+        "exact_duplicate_rows": exact_duplicate_rows(table),
     }
+    if with_ids:
+        report["event_id_duplicates"] = int(counts["ids"]) - int(counts["distinct_ids"])
     time_column = TIMESTAMP if kind == "events" else UPDATED_AT
     if time_column in table.columns:
         report.update(_time_span(table, time_column, now))
@@ -47,7 +65,32 @@ def quality_report(table: ir.Table, kind: DatasetKind, *, now: datetime) -> dict
         report["event_types"] = _event_types(table)
     else:
         report["rows_per_profile_max"] = _max_rows_per_profile(table)
+        report.update(shape_report(table))
     return report
+
+
+def exact_duplicate_rows(table: ir.Table) -> int:
+    """Rows identical in every column to another row (each such group counts all but one)."""
+    groups = table.group_by(table.columns).aggregate(_likely_n=lambda t: t.count())
+    extra = groups.aggregate(extra=(groups._likely_n - 1).sum()).execute().iloc[0]["extra"]
+    return int(extra or 0)
+
+
+def id_overlap(events: ir.Table, profiles: ir.Table) -> dict[str, Any]:
+    """How many of the profile ids seen in events the profiles dataset knows, in one query.
+
+    A low share usually means the two datasets use different identity namespaces (e.g. an email
+    hash in one, a CRM id in the other), so profile attributes would be missing for most people.
+    ``share`` is 0.0 when the events name no profile.
+    """
+    ids = events.select(PROFILE_ID).distinct()
+    row = ids.aggregate(
+        event_profiles=ids.count(),
+        matched=ids[PROFILE_ID].isin(profiles[PROFILE_ID]).sum(),
+    ).execute().iloc[0]
+    seen, matched = int(row["event_profiles"]), int(row["matched"] or 0)
+    return {"event_profiles": seen, "matched": matched,
+            "share": matched / seen if seen else 0.0}
 
 
 def _time_span(table: ir.Table, column: str, now: datetime) -> dict[str, Any]:

@@ -10,6 +10,8 @@ profile_id      string, required    the customer's identity (one namespace per d
 timestamp       timestamp, req.     when it happened, in UTC (stored without a zone)
 event_type      string, nullable    e.g. ``commerce.purchases``, ``web.webpagedetails.pageViews``
 value           float64, nullable   monetary value (purchases); null where none
+event_id        string, nullable    the event's own id (an order line id, XDM ``_id``): ingest
+                                    keeps one row per id; rows without one are all kept
 *anything*      as in the source    every other source column; nested JSON flattened to
                                     dotted names (``commerce.order.priceTotal``)
 ==============  ==================  ===========================================================
@@ -17,6 +19,10 @@ value           float64, nullable   monetary value (purchases); null where none
 Profiles (one row per customer, or one per customer per ``updated_at`` for attributes that
 change over time): ``profile_id`` (string, required), ``updated_at`` (timestamp UTC, optional),
 then any attribute columns.
+
+Id columns (``profile_id``, ``event_id``) are text. A numeric id becomes its digits: a float column
+(an integer column with nulls, as pandas writes one) gives ``"123"``, never ``"123.0"``, so the
+same customer has the same id whichever file it came from.
 """
 
 from __future__ import annotations
@@ -31,10 +37,15 @@ TIMESTAMP = "timestamp"
 EVENT_TYPE = "event_type"
 VALUE = "value"
 UPDATED_AT = "updated_at"
+EVENT_ID = "event_id"
+
+#: Identity columns, stored as text (numbers as their digits).
+ID_COLUMNS: tuple[str, ...] = (PROFILE_ID, EVENT_ID)
 
 #: Canonical columns per dataset kind and whether each is required.
 CANONICAL: dict[DatasetKind, dict[str, bool]] = {
-    "events": {PROFILE_ID: True, TIMESTAMP: True, EVENT_TYPE: False, VALUE: False},
+    "events": {PROFILE_ID: True, TIMESTAMP: True, EVENT_TYPE: False, VALUE: False,
+               EVENT_ID: False},
     "profiles": {PROFILE_ID: True, UPDATED_AT: False},
 }
 

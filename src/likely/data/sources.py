@@ -31,7 +31,8 @@ _EXTENSIONS = {
 }
 
 #: Where XDM experience events keep the canonical fields (after flattening).
-XDM_DEFAULT_MAP = {"event_type": "eventType", "value": "commerce.order.priceTotal"}
+XDM_DEFAULT_MAP = {"event_type": "eventType", "value": "commerce.order.priceTotal",
+                   "event_id": "_id"}
 
 
 def expand_paths(patterns: Sequence[str | Path]) -> list[Path]:

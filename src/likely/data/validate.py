@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Literal
 import ibis
 import ibis.expr.datatypes as dt
 
-from likely.data.schema import CANONICAL, PROFILE_ID, TIMESTAMP, UPDATED_AT, VALUE, DatasetKind
+from likely.data.schema import (
+    CANONICAL,
+    EVENT_ID,
+    PROFILE_ID,
+    TIMESTAMP,
+    UPDATED_AT,
+    VALUE,
+    DatasetKind,
+)
 from likely.data.sources import ROW
 from likely.errors import DataError
 
@@ -107,7 +115,7 @@ def _require_columns(
 def _typed_columns(table: ir.Table, kind: DatasetKind):
     """Return (a function building the typed columns for a table, the row checks)."""
     checks: dict[tuple[str, str], ir.BooleanValue] = {}
-    pid = table[PROFILE_ID].cast(dt.string)
+    pid = _id_text(table[PROFILE_ID])
     checks[(PROFILE_ID, "a missing profile id")] = pid.isnull() | (pid.strip() == "")
     for column in (TIMESTAMP, UPDATED_AT):
         if column in table.columns:
@@ -123,9 +131,11 @@ def _typed_columns(table: ir.Table, kind: DatasetKind):
     text_types = _infer_text_types(table, exclude=set(CANONICAL[kind]) | {ROW})
 
     def typed(t: ir.Table) -> dict[str, ir.Value]:
-        columns: dict[str, ir.Value] = {PROFILE_ID: t[PROFILE_ID].cast(dt.string)}
+        columns: dict[str, ir.Value] = {PROFILE_ID: _id_text(t[PROFILE_ID])}
         for column in CANONICAL[kind]:
-            if column in (TIMESTAMP, UPDATED_AT) and column in t.columns:
+            if column == EVENT_ID and column in t.columns:
+                columns[column] = _event_id(t[column])
+            elif column in (TIMESTAMP, UPDATED_AT) and column in t.columns:
                 columns[column] = _parse_timestamp(t[column]).cast(NAIVE_TIMESTAMP)
             elif column == VALUE and column in t.columns:
                 columns[column] = t[column].try_cast(dt.float64)
@@ -147,6 +157,30 @@ def _typed_columns(table: ir.Table, kind: DatasetKind):
         return columns
 
     return typed, checks
+
+
+def _id_text(value: ir.Value) -> ir.StringValue:
+    """An id as text; a float or decimal holding a whole number gives its digits.
+
+    pandas writes an integer id column that has nulls as float64, so without this one customer
+    would be ``"123"`` in one file and ``"123.0"`` in another. Other numbers keep their text
+    (``"1.5"``); a float NaN is a missing id.
+    """
+    dtype = value.type()
+    if dtype.is_string():
+        return value
+    if not (dtype.is_floating() or dtype.is_decimal()):
+        return value.cast(dt.string)
+    if dtype.is_floating():
+        value = ibis.ifelse(value.isnan(), ibis.null(dtype), value)
+    whole = value.try_cast(dt.int64)
+    return ibis.ifelse(whole == value, whole.cast(dt.string), value.cast(dt.string))
+
+
+def _event_id(value: ir.Value) -> ir.StringValue:
+    """The event id as text; blank means none, so it is stored as null (such rows are all kept)."""
+    text = _id_text(value)
+    return ibis.ifelse(text.strip() == "", ibis.null(dt.string), text)
 
 
 def _parse_timestamp(raw: ir.Value) -> ir.TimestampValue:
