@@ -1,4 +1,4 @@
-"""Score, percentile, bucket, reason codes, and the run windows with their history checks."""
+"""Score, percentile, bucket, reasons (behaviours, importance), and the run windows."""
 
 from __future__ import annotations
 
@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 
 from likely.config import parse_instance_config
+from likely.data.schema import CART_ADD, PRODUCT_VIEW, VALUE
 from likely.errors import RunError
-from likely.scoring.scores import FactorNames, buckets, percentiles, reason_codes, relative_scores
+from likely.features.plan import FeatureDef
+from likely.scoring.scores import (
+    Behaviours,
+    ImportanceScale,
+    Reasons,
+    buckets,
+    percentiles,
+    reason_codes,
+    relative_scores,
+    top_reasons,
+)
 from likely.scoring.windows import plan_windows
 
 
@@ -37,18 +48,79 @@ def test_buckets_apply_cutoffs_to_the_score():
         "Low", "Low", "Medium", "Medium", "High", "High"]
 
 
-def test_reason_codes_are_the_top_factors_by_magnitude_with_signs():
-    contrib = np.array([[0.1, -2.0, 0.5], [3.0, 0.0, -0.2]])
-    values = [np.array([1.0, 2.0]), np.array([7.0, np.nan]), np.array(["gold", "silver"],
-                                                                      dtype=object)]
-    names = FactorNames(["a", "b", "c"], ["Factor A", "Factor B", "Factor C"])
-    codes = reason_codes(contrib, values, names, np.array([1.0, 1.0, 1.0]), top=2).to_pylist()
-    assert [f["factor"] for f in codes[0]] == ["b", "c"]
-    assert codes[0][0] == {"factor": "b", "name": "Factor B", "value": "7", "contribution": -2.0,
-                           "direction": "-", "importance": "high"}
-    assert codes[0][1]["importance"] == "medium" and codes[0][1]["value"] == "gold"
-    assert [f["factor"] for f in codes[1]] == ["a", "c"]
-    assert codes[1][1]["value"] == "silver" and codes[1][1]["importance"] == "low"
+def feature(fid: str, source: str, kind: str = "numeric") -> FeatureDef:
+    return FeatureDef(fid, f"words for {fid}", kind, source, "count", None)
+
+
+FEATURES = [feature("views_30d", PRODUCT_VIEW), feature("cart_30d", CART_ADD),
+            feature("views_last", PRODUCT_VIEW), feature("tier", "tier", "categorical"),
+            feature("spend_90d", VALUE)]
+BEHAVIOURS = Behaviours.from_features(FEATURES)
+VALUES = [np.array([3.0, 0.0, 12.5]), np.array([1.0, np.nan, 2.0]), np.array([2.0, 40.0, 1.0]),
+          np.array(["gold", None, "silver"], dtype=object), np.array([10.0, 0.0, 99.0])]
+CONTRIB = np.array([
+    # views_30d, cart,  views_last, tier,  spend
+    [0.30,      -0.50,  0.40,       0.0,   0.20],   # views 0.7 > cart -0.5 > spend 0.2; tier 0
+    [0.80,       0.10, -0.80,      -0.05,  0.0],    # views cancel out: no reason, though large
+    [-0.05,      0.0,   0.0,        0.0,   0.0],    # one reason only
+])
+
+
+def test_behaviours_group_features_by_source_in_plan_order():
+    assert BEHAVIOURS.sources == (PRODUCT_VIEW, CART_ADD, "tier", VALUE)
+    assert BEHAVIOURS.words == ("product views", "cart adds", "tier", "spend")
+    assert BEHAVIOURS.of_feature.tolist() == [0, 1, 0, 2, 3]
+    sums = BEHAVIOURS.sums(CONTRIB)
+    np.testing.assert_allclose(sums[:, 0], CONTRIB[:, 0] + CONTRIB[:, 2])
+    np.testing.assert_allclose(sums.sum(axis=1), CONTRIB.sum(axis=1))
+    assert BEHAVIOURS.strongest(CONTRIB)[:, 0].tolist() == [2, 0, 0]  # ties: plan order
+
+
+def test_reasons_are_distinct_behaviours_told_by_their_strongest_feature():
+    reasons = top_reasons(CONTRIB, VALUES, BEHAVIOURS)
+    assert reasons.counts.tolist() == [3, 2, 1]  # zero sums are no reason
+    codes = reason_codes(reasons, BEHAVIOURS, ImportanceScale(reference=1.0)).to_pylist()
+    first = codes[0]
+    assert [r["behaviour"] for r in first] == ["product views", "cart adds", "spend"]
+    assert first[0] == {
+        "factor": "views_last", "name": "words for views_last", "value": "2",
+        "contribution": pytest.approx(0.7), "direction": "+", "importance": "high",
+        "behaviour": "product views", "factor_contribution": 0.4}
+    assert [(r["factor"], r["direction"], r["importance"]) for r in first[1:]] == [
+        ("cart_30d", "-", "high"), ("spend_90d", "+", "medium")]
+    assert first[1]["value"] == "1" and first[2]["value"] == "10"
+    assert [(r["factor"], r["value"], r["importance"]) for r in codes[1]] == [
+        ("cart_30d", None, "medium"), ("tier", None, "low")]
+    assert [r["behaviour"] for r in codes[2]] == ["product views"]
+    assert codes[2][0]["value"] == "12.5" and codes[2][0]["direction"] == "-"
+    for row in codes:
+        magnitudes = [abs(r["contribution"]) for r in row]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+        assert len({r["behaviour"] for r in row}) == len(row)
+
+
+def test_reasons_stream_in_batches_and_keep_at_most_top():
+    whole = top_reasons(CONTRIB, VALUES, BEHAVIOURS, top=2)
+    parts = [top_reasons(CONTRIB[i:i + 1], [v[i:i + 1] for v in VALUES], BEHAVIOURS, top=2)
+             for i in range(3)]
+    scale = ImportanceScale(reference=0.5)
+    expected = reason_codes(whole, BEHAVIOURS, scale).to_pylist()
+    assert reason_codes(Reasons.concat(parts), BEHAVIOURS, scale).to_pylist() == expected
+    assert [len(r) for r in expected] == [2, 2, 1]
+    empty = top_reasons(np.zeros((0, 5)), [v[:0] for v in VALUES], BEHAVIOURS)
+    assert reason_codes(empty, BEHAVIOURS, scale).to_pylist() == []
+    assert reason_codes(Reasons.concat([]), BEHAVIOURS, scale).to_pylist() == []
+
+
+def test_importance_is_one_yardstick_monotone_in_the_contribution():
+    scale = ImportanceScale.from_mean_abs([0.2, 1.0, 0.05])
+    assert scale.reference == 1.0
+    assert scale.labels(np.array([0.6, -0.5, 0.3, -0.1, 0.09])).tolist() == [
+        "high", "high", "medium", "medium", "low"]
+    magnitudes = np.linspace(0, 2, 201)
+    assert (np.diff(scale.levels(magnitudes)) >= 0).all()
+    assert ImportanceScale.from_mean_abs([0.0, 0.0]).labels(np.array([1.0])).tolist() == ["low"]
+    assert ImportanceScale.from_mean_abs([]).reference == 0.0
 
 
 CONFIG = {"name": "x", "datasets": {"events": "e"},

@@ -1,4 +1,4 @@
-"""Why a customer got their score: exact TreeSHAP contributions, top factors, reason codes.
+"""Why a customer got their score: exact TreeSHAP contributions, top factors, global importance.
 
 Contributions come from LightGBM itself (``Booster.predict(X, pred_contrib=True)``, exact
 TreeSHAP): for each row, one signed log-odds contribution per feature plus the base value, and
@@ -11,6 +11,8 @@ The core is ``explain_batch``: one bounded batch in, its top-k factors out, opti
 run can stream 250k-row chunks and memory stays at one batch's ``rows × (features + 1)`` floats.
 
 TreeSHAP's cost grows with trees × leaves × depth², which is why training prefers shallow trees.
+Reason codes (behaviours, importance labels) are built from these contributions by
+:mod:`likely.scoring.scores`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from likely.errors import DataError
 
 if TYPE_CHECKING:
     import lightgbm as lgb
-    import pandas as pd
 
     from likely.model.train import PropensityModel
 
@@ -82,42 +83,6 @@ class ShapAccumulator:
         if not self.rows:
             raise DataError("No rows explained yet: global importance needs at least one batch.")
         return self.sum_abs / self.rows
-
-
-@dataclass(frozen=True)
-class ImportanceScale:
-    """Maps a factor's |contribution| to 'high' / 'medium' / 'low'.
-
-    The yardstick is the global mean-|SHAP| distribution, through its maximum ``reference``: the
-    average |contribution| of the model's most influential factor. A factor is
-
-    - ``high`` when it moves this customer's log-odds by at least ``high`` × reference (default
-      half of what the strongest factor does on average),
-    - ``medium`` when by at least ``medium`` × reference (default a tenth),
-    - ``low`` otherwise.
-
-    Tying the cut-offs to the top factor (rather than to a quantile over all features) keeps the
-    labels stable when the feature set gains many weak features.
-    """
-
-    reference: float
-    high: float = 0.5
-    medium: float = 0.1
-
-    @classmethod
-    def from_mean_abs(
-        cls, mean_abs: Any, high: float = 0.5, medium: float = 0.1
-    ) -> ImportanceScale:
-        values = np.asarray(mean_abs, dtype=float)
-        return cls(reference=float(values.max()) if values.size else 0.0, high=high, medium=medium)
-
-    def label(self, abs_contribution: float) -> str:
-        if self.reference <= 0:
-            return "low"
-        ratio = abs_contribution / self.reference
-        if ratio >= self.high:
-            return "high"
-        return "medium" if ratio >= self.medium else "low"
 
 
 def contributions(
@@ -189,44 +154,6 @@ def explain(
     return Explanations.concat(parts)
 
 
-def reason_codes(
-    explanations: Explanations,
-    X: Any,
-    feature_names: Sequence[str],
-    scale: ImportanceScale,
-) -> list[list[dict[str, Any]]]:
-    """Per row, its factors as ``{factor, value, contribution, direction, importance}`` dicts.
-
-    ``X`` must be the same rows the explanations were computed on (one batch at a time is fine);
-    ``value`` is the row's raw feature value (``None`` when missing, the category for categorical
-    features). Factors with a zero contribution are left out: they are not a reason.
-    """
-    if int(X.shape[0]) != explanations.rows:
-        raise DataError(
-            f"Reason codes need the explained rows: {explanations.rows} explanations but "
-            f"{int(X.shape[0])} feature rows."
-        )
-    values = _factor_values(X, explanations.feature_index)
-    out = []
-    for idx_row, contrib_row, value_row in zip(
-        explanations.feature_index.tolist(), explanations.contribution.tolist(), values.tolist()
-    ):
-        out.append(
-            [
-                {
-                    "factor": feature_names[j],
-                    "value": value,
-                    "contribution": c,
-                    "direction": "+" if c > 0 else "-",
-                    "importance": scale.label(abs(c)),
-                }
-                for j, c, value in zip(idx_row, contrib_row, value_row)
-                if c != 0.0
-            ]
-        )
-    return out
-
-
 def global_importance(
     source: ShapAccumulator | np.ndarray, feature_names: Sequence[str]
 ) -> list[tuple[str, float]]:
@@ -251,41 +178,3 @@ def _booster_and_checked(model: Any, X: Any) -> tuple[lgb.Booster, Any]:
 
 def _rows(X: Any, start: int, stop: int) -> Any:
     return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
-
-
-def _factor_values(X: Any, feature_index: np.ndarray) -> np.ndarray:
-    """The raw value of each (row, top-k factor) cell, JSON-ready."""
-    values = np.full(feature_index.shape, None, dtype=object)
-    for j in np.unique(feature_index).tolist():
-        mask = feature_index == j
-        rows = np.nonzero(mask)[0]
-        values[mask] = [_json_value(v) for v in _column(X, j)[rows]]
-    return values
-
-
-def _column(X: Any, j: int) -> np.ndarray:
-    if hasattr(X, "iloc"):
-        import pandas as pd
-
-        column: pd.Series = X.iloc[:, j]
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            return column.astype(object).to_numpy()
-        return column.to_numpy(dtype=float, na_value=np.nan)
-    return np.asarray(X[:, j], dtype=float)
-
-
-def _json_value(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float | np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value if isinstance(value, str | int | bool) else str(value)

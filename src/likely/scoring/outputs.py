@@ -21,11 +21,15 @@ from likely.scoring import records
 from likely.scoring.scores import (
     BUCKETS,
     FACTOR_TYPE,
-    FactorNames,
+    TOP_FACTORS,
+    Behaviours,
+    ImportanceScale,
+    Reasons,
     buckets,
     percentiles,
     reason_codes,
     relative_scores,
+    top_reasons,
 )
 from likely.scoring.windows import RunWindows
 from likely.storage import write_expr, write_json, write_table
@@ -54,12 +58,15 @@ def score_and_explain(
     ctx: RunContext, plan: FeaturePlan, model: PropensityModel, model_id: str,
     windows: RunWindows,
 ) -> None:
-    """Predict and explain every scored profile, then write scores, profile table, factors."""
-    factor_names = FactorNames([f.id for f in plan.features], [f.name for f in plan.features])
-    # Importance is judged against the holdout's mean |SHAP|, so one streaming pass suffices.
-    scale = np.asarray(model.shap_reference_, dtype=float)
-    ids, probs, raws, codes = [], [], [], []
-    abs_sum = np.zeros(len(plan.features))
+    """Predict and explain every scored profile, then write scores, profile table, factors.
+
+    Importance labels need the run's yardstick (the strongest behaviour's mean |contribution|),
+    known only after the last batch: batches keep their top reasons as small arrays, labelled
+    together at the end.
+    """
+    behaviours = Behaviours.from_features(plan.features)
+    ids, probs, raws, reasons = [], [], [], []
+    weights = BehaviourWeights(len(plan.features), len(behaviours))
     source = pq.ParquetFile(ctx.folder / FEATURES_FILE)
     total, done = source.metadata.num_rows, 0
     explained = True
@@ -72,24 +79,48 @@ def score_and_explain(
             probs.append(model.probability_from_raw(raw))
             try:
                 contrib = contributions(model, frame)[:, :-1]
-                abs_sum += np.abs(contrib).sum(axis=0)
-                values = [frame[c].to_numpy(dtype=object) for c in factor_names.ids]
-                codes.append(reason_codes(contrib, values, factor_names, scale))
+                weights.update(contrib, behaviours.sums(contrib))
+                values = [frame[c].to_numpy(dtype=object) for c in behaviours.ids]
+                reasons.append(top_reasons(contrib, values, behaviours))
             except Exception as exc:  # scores stay useful without reasons (code 414)
                 explained = False
                 ctx.notes.append(f"[414] Explanations could not be computed: {exc}")
             done += batch.num_rows
             ctx.report("scoring and explaining", done, total)
+    codes = None
+    if explained:
+        scale = ImportanceScale.from_mean_abs(weights.behaviour_mean_abs())
+        ctx.metrics["importance_reference"] = scale.reference
+        codes = reason_codes(Reasons.concat(reasons), behaviours, scale)
     probability = np.concatenate(probs) if probs else np.zeros(0)
     raw = np.concatenate(raws) if raws else np.zeros(0)
-    table = _scores_table(ctx, ids, probability, raw, codes if explained else None, model_id,
-                          windows)
+    table = _scores_table(ctx, ids, probability, raw, codes, model_id, windows)
     write_table(table, ctx.folder / SCORES_FILE)
     _write_profile_scores(ctx, windows)
-    mean_abs = abs_sum / max(total, 1)
-    write_json(global_factors(ctx, plan, mean_abs), ctx.folder / FACTORS_FILE)
+    write_json(global_factors(ctx, plan, weights), ctx.folder / FACTORS_FILE)
     ctx.counts["buckets"] = {b: int((table["bucket"].to_numpy(zero_copy_only=False) == b).sum())
                              for b in BUCKETS}
+
+
+class BehaviourWeights:
+    """Running sums of |contribution| per feature and of |summed contribution| per behaviour over
+    the scored profiles: global weights and the importance yardstick, in one streaming pass."""
+
+    def __init__(self, features: int, behaviours: int) -> None:
+        self.feature_abs = np.zeros(features)
+        self.behaviour_abs = np.zeros(behaviours)
+        self.rows = 0
+
+    def update(self, contrib: np.ndarray, sums: np.ndarray) -> None:
+        self.feature_abs += np.abs(contrib).sum(axis=0)
+        self.behaviour_abs += np.abs(sums).sum(axis=0)
+        self.rows += contrib.shape[0]
+
+    def feature_mean_abs(self) -> np.ndarray:
+        return self.feature_abs / max(self.rows, 1)
+
+    def behaviour_mean_abs(self) -> np.ndarray:
+        return self.behaviour_abs / max(self.rows, 1)
 
 
 def _scores_table(
@@ -134,10 +165,13 @@ def _write_profile_scores(ctx: RunContext, windows: RunWindows) -> None:
     write_expr(table.order_by(PROFILE_ID), ctx.folder / PROFILE_SCORES_FILE)
 
 
-def global_factors(ctx: RunContext, plan: FeaturePlan, mean_abs: np.ndarray) -> dict[str, Any]:
+def global_factors(ctx: RunContext, plan: FeaturePlan, weights: BehaviourWeights,
+                   ) -> dict[str, Any]:
     """Mean |SHAP| per factor over the scored population, and for the top factors the
-    distribution of their values in each bucket (histogram, category shares, coverage %)."""
-    order = np.argsort(-mean_abs)
+    distribution of their values in each bucket (histogram, category shares, coverage %);
+    ``sources`` weighs each behaviour as its reasons do (mean |Σφ| of its features)."""
+    mean_abs = weights.feature_mean_abs()
+    order = np.argsort(-mean_abs, kind="stable")
     factors = [{"factor": plan.features[i].id, "name": plan.features[i].name,
                 "kind": plan.features[i].kind, "mean_abs_shap": float(mean_abs[i])}
                for i in order]
@@ -146,24 +180,32 @@ def global_factors(ctx: RunContext, plan: FeaturePlan, mean_abs: np.ndarray) -> 
     joined = features.join(scores, PROFILE_ID)
     for entry in factors[:TOP_GLOBAL]:
         entry["by_bucket"] = _distribution(joined, entry["factor"], entry["kind"])
+    behaviours = Behaviours.from_features(plan.features)
     return {"generated_for": ctx.run_id, "factors": factors,
-            "sources": source_totals(plan, mean_abs)}
+            "sources": behaviour_weights(behaviours, weights.behaviour_mean_abs(), mean_abs)}
 
 
-def source_totals(plan: FeaturePlan, mean_abs: np.ndarray) -> list[dict[str, Any]]:
-    """Mean |SHAP| summed per source (event type, custom event, column, attribute).
+def behaviour_weights(
+    behaviours: Behaviours, behaviour_mean_abs: np.ndarray, feature_mean_abs: np.ndarray,
+) -> list[dict[str, Any]]:
+    """Each behaviour's weight: the mean over scored profiles of |sum of its features' SHAP|.
 
-    Correlated features of one behaviour (counts, recency, active days of product views) split
-    its credit between them; the sum says how much the behaviour as a whole moves the scores.
+    Summing each feature's mean |SHAP| instead would overstate a behaviour whose correlated
+    features (counts, recency, active days) push in opposite directions for one profile.
     """
-    totals: dict[str, list[float]] = {}
-    for feature, value in zip(plan.features, mean_abs, strict=True):
-        entry = totals.setdefault(feature.source, [0.0, 0])
-        entry[0] += float(value)
-        entry[1] += 1
-    ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])
-    return [{"source": source, "mean_abs_shap": total, "factors": int(count)}
-            for source, (total, count) in ranked]
+    total = float(behaviour_mean_abs.sum())
+    entries = []
+    for b in np.argsort(-behaviour_mean_abs, kind="stable"):
+        members = behaviours.members(int(b))
+        strongest = members[np.argsort(-feature_mean_abs[members], kind="stable")]
+        weight = float(behaviour_mean_abs[b])
+        entries.append({
+            "source": behaviours.sources[b], "name": behaviours.words[b],
+            "mean_abs_shap": weight, "factors": int(members.size),
+            "share_pct": round(100 * weight / total, 2) if total > 0 else 0.0,
+            "top_factors": [behaviours.ids[i] for i in strongest[:TOP_FACTORS]],
+        })
+    return entries
 
 
 def _distribution(joined: ir.Table, column: str, kind: str) -> dict[str, Any]:

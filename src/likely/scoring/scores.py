@@ -5,29 +5,39 @@
   the top 1%.
 - ``percentile`` = the rank: 100 is the top 1% most likely, 1 the least likely 1%.
 - ``bucket`` applies the instance's cut-offs to the score: Low < 25 ≤ Medium < 75 ≤ High.
+- reasons (``influential_factors``) are behaviours, not single features: a behaviour's
+  contribution is the sum of its features' TreeSHAP values, told through its strongest feature.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+if TYPE_CHECKING:
+    from likely.features.plan import FeatureDef
+
 BUCKETS = ("Low", "Medium", "High")
 TOP_FACTORS = 5
+#: A behaviour whose contributions sum to less than this (in log-odds) moves nothing: no reason.
+ZERO_CONTRIBUTION = 1e-12
 
-#: One influential factor of one profile, as stored in ``influential_factors``.
+#: One reason of one profile, as stored in ``influential_factors``: a behaviour, told through its
+#: strongest feature for this profile.
 FACTOR_TYPE = pa.struct([
-    ("factor", pa.string()),        # feature id, stable across runs
-    ("name", pa.string()),          # human words
-    ("value", pa.string()),         # the profile's value of the feature, as text
-    ("contribution", pa.float64()),  # signed TreeSHAP contribution (log-odds)
+    ("factor", pa.string()),        # the strongest feature's id, stable across runs
+    ("name", pa.string()),          # that feature in words
+    ("value", pa.string()),         # the profile's value of that feature, as text
+    ("contribution", pa.float64()),  # the behaviour's signed TreeSHAP sum (log-odds)
     ("direction", pa.string()),     # "+" raises the likelihood, "-" lowers it
-    ("importance", pa.string()),    # high / medium / low
+    ("importance", pa.string()),    # high / medium / low, one yardstick for the whole run
+    ("behaviour", pa.string()),     # the behaviour in words ("cart adds")
+    ("factor_contribution", pa.float64()),  # the strongest feature's own contribution
 ])
-
 
 def relative_scores(probability: np.ndarray) -> tuple[np.ndarray, float]:
     """Score 0-100 and the reference (99th-percentile) probability it is relative to."""
@@ -57,55 +67,171 @@ def buckets(score: np.ndarray, cutoffs: Sequence[float]) -> np.ndarray:
     return np.asarray(BUCKETS, dtype=object)[index]
 
 
-@dataclass(frozen=True)
-class FactorNames:
-    """Feature ids and human names, in model column order."""
+@dataclass(frozen=True, eq=False)
+class Behaviours:
+    """The plan's features grouped by the behaviour they measure (their ``source``).
 
-    ids: Sequence[str]
-    names: Sequence[str]
+    Correlated features of one behaviour (counts, recency, active days of cart adds) split its
+    credit; SHAP values add, so the behaviour's contribution for a profile is the exact sum of its
+    features' contributions, and a profile's reasons become distinct behaviours.
+    """
+
+    ids: tuple[str, ...]  # feature ids, in model column order
+    names: tuple[str, ...]  # feature words
+    sources: tuple[str, ...]  # one per behaviour, in order of first appearance
+    words: tuple[str, ...]  # each behaviour in a marketer's words
+    of_feature: np.ndarray  # (features,) the behaviour index of each feature
+
+    @classmethod
+    def from_features(cls, features: Sequence[FeatureDef]) -> Behaviours:
+        sources = tuple(dict.fromkeys(f.source for f in features))
+        index = {s: i for i, s in enumerate(sources)}
+        words = {f.source: f.behaviour for f in features}
+        return cls(
+            ids=tuple(f.id for f in features), names=tuple(f.name for f in features),
+            sources=sources, words=tuple(words[s] for s in sources),
+            of_feature=np.fromiter((index[f.source] for f in features), np.int32, len(features)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def members(self, behaviour: int) -> np.ndarray:
+        """Feature indices of one behaviour, in plan order."""
+        return np.flatnonzero(self.of_feature == behaviour)
+
+    def sums(self, contributions: np.ndarray) -> np.ndarray:
+        """``(rows, behaviours)``: each behaviour's contributions summed, from ``(rows, features)``
+        contributions (no base column), through a 0/1 feature-to-behaviour indicator matrix."""
+        indicator = np.zeros((len(self.ids), len(self)))
+        indicator[np.arange(len(self.ids)), self.of_feature] = 1.0
+        return contributions @ indicator
+
+    def strongest(self, contributions: np.ndarray) -> np.ndarray:
+        """``(rows, behaviours)``: per row, the feature with the largest |contribution| within
+        each behaviour (the first in plan order on ties). Loops over behaviours, not rows."""
+        magnitude = np.abs(contributions)
+        out = np.empty((contributions.shape[0], len(self)), dtype=np.int32)
+        for b in range(len(self)):
+            members = self.members(b)
+            out[:, b] = members[np.argmax(magnitude[:, members], axis=1)]
+        return out
 
 
-def reason_codes(
-    contributions: np.ndarray,
-    values: Sequence[np.ndarray],
-    factors: FactorNames,
-    importance_scale: np.ndarray,
+@dataclass(frozen=True, eq=False)
+class Reasons:
+    """Top reasons of consecutive rows, flattened: row ``i`` has ``counts[i]`` reasons, strongest
+    first. Scoring keeps these small arrays per batch and labels them once the run's yardstick is
+    known, so memory stays at rows × ``TOP_FACTORS`` numbers, not rows × features."""
+
+    counts: np.ndarray  # (rows,) reasons per row
+    behaviour: np.ndarray  # (n,) behaviour index
+    contribution: np.ndarray  # (n,) the behaviour's summed contribution
+    feature: np.ndarray  # (n,) the behaviour's strongest feature for this row
+    factor_contribution: np.ndarray  # (n,) that feature's own contribution
+    value: pa.Array  # (n,) that feature's value as text
+
+    @classmethod
+    def concat(cls, parts: Sequence[Reasons]) -> Reasons:
+        values = [p.value for p in parts]
+        return cls(
+            counts=_join([p.counts for p in parts], np.int8),
+            behaviour=_join([p.behaviour for p in parts], np.int32),
+            contribution=_join([p.contribution for p in parts], np.float64),
+            feature=_join([p.feature for p in parts], np.int32),
+            factor_contribution=_join([p.factor_contribution for p in parts], np.float64),
+            value=pa.concat_arrays(values) if values else pa.array([], pa.string()),
+        )
+
+
+def top_reasons(
+    contributions: np.ndarray, values: Sequence[np.ndarray], behaviours: Behaviours,
     top: int = TOP_FACTORS,
-) -> pa.Array:
-    """Top ``top`` factors per row by |contribution|, as a list<FACTOR_TYPE> Arrow array.
+) -> Reasons:
+    """Per row, up to ``top`` behaviours by |summed contribution|, each with its strongest feature.
 
     ``contributions`` is rows × features (no base column); ``values`` holds each feature's raw
-    values (one array per feature). ``importance_scale`` is the per-feature global mean |SHAP|:
-    a factor is *high* when its |contribution| is at least 2× that feature's mean, *medium* from
-    0.5×, else *low*. Vectorised: no Python loop over rows.
+    values (one array per feature). A behaviour whose contributions sum to zero is not a reason,
+    so a row may have fewer. Ties keep plan order. Vectorised: no Python loop over rows.
     """
-    rows, width = contributions.shape
-    k = min(top, width)
-    if rows == 0 or k == 0:
-        return pa.array([[] for _ in range(rows)], type=pa.list_(FACTOR_TYPE))
-    magnitude = np.abs(contributions)
-    top_idx = np.argpartition(-magnitude, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(magnitude, top_idx, axis=1), axis=1, kind="stable")
-    top_idx = np.take_along_axis(top_idx, order, axis=1)
-    row_idx = np.repeat(np.arange(rows), k)
-    feat_idx = top_idx.reshape(-1)
-    contrib = contributions[row_idx, feat_idx]
-    ratio = np.abs(contrib) / np.maximum(importance_scale[feat_idx], 1e-12)
-    importance = np.where(ratio >= 2, "high", np.where(ratio >= 0.5, "medium", "low"))
-    text_values = _values_as_text(values, row_idx, feat_idx)
+    sums = behaviours.sums(contributions)
+    k = min(top, len(behaviours))
+    order = np.argsort(-np.abs(sums), axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(sums, order, axis=1)
+    keep = np.abs(chosen) >= ZERO_CONTRIBUTION  # zeros sort last, so kept reasons are a prefix
+    feature = np.take_along_axis(behaviours.strongest(contributions), order, axis=1)[keep]
+    rows = np.nonzero(keep)[0]
+    return Reasons(
+        counts=keep.sum(axis=1).astype(np.int8),
+        behaviour=order[keep].astype(np.int32),
+        contribution=chosen[keep],
+        feature=feature,
+        factor_contribution=contributions[rows, feature],
+        value=pa.array(_values_as_text(values, rows, feature), pa.string()),
+    )
+
+
+IMPORTANCE_LEVELS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class ImportanceScale:
+    """One yardstick for every reason of every profile of a run.
+
+    ``reference`` is the mean |contribution| over the scored population of the run's most
+    influential behaviour. A reason is ``high`` when its |contribution| is at least ``high`` ×
+    reference (half of what the strongest behaviour does on average), ``medium`` from ``medium`` ×
+    reference (a tenth), else ``low``. One scale keeps labels monotone within a profile and
+    comparable across profiles; tying it to the top behaviour keeps it stable when many weak
+    features are added.
+    """
+
+    reference: float
+    high: float = 0.5
+    medium: float = 0.1
+
+    @classmethod
+    def from_mean_abs(cls, mean_abs: Sequence[float] | np.ndarray) -> ImportanceScale:
+        values = np.asarray(mean_abs, dtype=float)
+        return cls(reference=float(values.max()) if values.size else 0.0)
+
+    def levels(self, contribution: np.ndarray) -> np.ndarray:
+        """Index into ``IMPORTANCE_LEVELS`` for each contribution (0 = low, 2 = high)."""
+        magnitude = np.abs(np.asarray(contribution, dtype=float))
+        if self.reference <= 0:
+            return np.zeros(magnitude.shape, dtype=np.int8)
+        ratio = magnitude / self.reference
+        return np.where(ratio >= self.high, 2, np.where(ratio >= self.medium, 1, 0)).astype(np.int8)
+
+    def labels(self, contribution: np.ndarray) -> np.ndarray:
+        return np.asarray(IMPORTANCE_LEVELS, dtype=object)[self.levels(contribution)]
+
+
+def reason_codes(reasons: Reasons, behaviours: Behaviours, scale: ImportanceScale) -> pa.Array:
+    """The ``influential_factors`` column: one list<FACTOR_TYPE> per row, built in Arrow."""
     structs = pa.StructArray.from_arrays(
         [
-            pa.array(np.asarray(factors.ids, dtype=object)[feat_idx], pa.string()),
-            pa.array(np.asarray(factors.names, dtype=object)[feat_idx], pa.string()),
-            pa.array(text_values, pa.string()),
-            pa.array(contrib, pa.float64()),
-            pa.array(np.where(contrib >= 0, "+", "-"), pa.string()),
-            pa.array(importance, pa.string()),
+            _pick(behaviours.ids, reasons.feature),
+            _pick(behaviours.names, reasons.feature),
+            reasons.value,
+            pa.array(reasons.contribution, pa.float64()),
+            _pick(("-", "+"), (reasons.contribution > 0).astype(np.int8)),
+            _pick(IMPORTANCE_LEVELS, scale.levels(reasons.contribution)),
+            _pick(behaviours.words, reasons.behaviour),
+            pa.array(reasons.factor_contribution, pa.float64()),
         ],
         fields=list(FACTOR_TYPE),
     )
-    offsets = pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, structs)
+    offsets = np.concatenate([[0], np.cumsum(reasons.counts, dtype=np.int64)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), structs)
+
+
+def _pick(words: Sequence[str], index: np.ndarray) -> pa.Array:
+    return pa.array(list(words), pa.string()).take(pa.array(index))
+
+
+def _join(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
 
 
 def _values_as_text(values: Sequence[np.ndarray], rows: np.ndarray, feats: np.ndarray) -> list:
