@@ -117,7 +117,7 @@ def ingest(
         try:
             return _record(
                 catalog, con, root, name, kind, files, hashes, checked, part, existing,
-                dedupe=(dedupe, applied), old=old, now=now, started=started,
+                dedupe=dedupe, applied=applied, old=old, now=now, started=started,
             )
         except BaseException:
             part.unlink(missing_ok=True)
@@ -284,7 +284,8 @@ def _record(
     part: Path,
     existing: Any,
     *,
-    dedupe: tuple[Dedupe, DedupeBy],
+    dedupe: Dedupe,
+    applied: DedupeBy,
     old: ir.Table | None,
     now: datetime,
     started: float,
@@ -319,7 +320,7 @@ def _record(
         dataset=name, kind=kind, files=tuple(str(f) for f in files),
         rows_read=sum(v.rows_read for v in checked), rows_ingested=rows_new,
         rows_skipped=sum(v.rows_skipped for v in checked),
-        duplicates_dropped=rows_valid - rows_new, dedupe=dedupe[0], dedupe_applied=dedupe[1],
+        duplicates_dropped=rows_valid - rows_new, dedupe=dedupe, dedupe_applied=applied,
         exact_duplicates_kept=kept, part=str(part.relative_to(root)),
         seconds=round(time.perf_counter() - started, 3), quality=quality, problems=problems,
     )
