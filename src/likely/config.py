@@ -16,7 +16,7 @@ without ML knowledge. Example ``instance.yaml``::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -46,15 +46,69 @@ class GoalConfig(_Strict):
     occurs: bool = Field(True, description="False: the goal is that the event will NOT occur.")
     window_days: int = Field(30, ge=1, le=365)
 
+    def in_words(self) -> str:
+        """The goal as a sentence."""
+        if self.match == "any" or len(self.conditions) == 1:
+            events = "an event where " + " or ".join(self.conditions)
+        else:
+            events = "events where " + " and events where ".join(self.conditions)
+        has = "has" if self.occurs else "does not have"
+        return f"The profile {has} {events} in the {self.window_days} days after the date."
+
+
+class PopulationExclusion(_Strict):
+    """Profiles with an event meeting ``condition`` are left out: ever, or within a lookback."""
+
+    condition: str
+    lookback_days: int | None = Field(
+        None, ge=1, le=3650, description="Only events this many days back count; null = ever.")
+
 
 class PopulationConfig(_Strict):
-    """Who gets scored: event activity in the lookback window and/or profile attributes."""
+    """Who gets scored: event activity in the lookback window and/or profile attributes, minus
+    the profiles an exclusion matches."""
 
     conditions: list[str] = Field(default_factory=list,
                                   description="Event conditions; empty = any event.")
     match: Literal["all", "any"] = "any"
     lookback_days: int = Field(45, ge=1, le=730)
     profile_conditions: list[str] = Field(default_factory=list)
+    exclude_if: list[PopulationExclusion] = Field(default_factory=list)
+    requires_activity: bool = Field(
+        True, description="False: every profile of the profiles dataset, with or without events.")
+
+    @field_validator("exclude_if", mode="before")
+    @classmethod
+    def _plain_conditions(cls, value: Any) -> Any:
+        """A bare condition string means "ever": ``exclude_if: ["event_type = 'x'"]``."""
+        if isinstance(value, list):
+            return [{"condition": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _activity(self) -> PopulationConfig:
+        if not self.requires_activity and self.conditions:
+            raise ValueError("population.conditions describe activity; with requires_activity: "
+                             "false remove them (use profile_conditions instead)")
+        return self
+
+    def in_words(self) -> str:
+        """The rule as a sentence: who is scored on a date."""
+        if self.requires_activity:
+            what = " or ".join(self.conditions) if self.match == "any" else " and ".join(
+                self.conditions)
+            who = (f"Profiles with an event where {what}" if self.conditions
+                   else "Profiles with any event")
+            who += f" in the {self.lookback_days} days before the date"
+        else:
+            who = "Every profile of the profiles dataset, with or without events"
+        if self.profile_conditions:
+            who += ", whose attributes on the date meet " + " and ".join(self.profile_conditions)
+        for rule in self.exclude_if:
+            when = (f"in the {rule.lookback_days} days before the date" if rule.lookback_days
+                    else "ever before the date")
+            who += f"; not those with an event where {rule.condition} {when}"
+        return who + "."
 
 
 class InstanceConfig(_Strict):
@@ -67,6 +121,10 @@ class InstanceConfig(_Strict):
     custom_events: dict[str, str] = Field(default_factory=dict)
     profile_attributes: list[str] | None = Field(
         None, description="Profile attributes to use as features; default: all usable.")
+    static_attributes: list[str] = Field(
+        default_factory=list,
+        description="Attributes that never change (country, signup date): a snapshot's values "
+                    "describe the past only for these.")
     exclusions: list[str] = Field(default_factory=list,
                                   description="Events matching any of these are removed first.")
     schedule: Schedule = "manual"
@@ -76,7 +134,6 @@ class InstanceConfig(_Strict):
     min_auc: float = Field(0.65, ge=0.0, le=1.0)
     max_anchors: int = Field(8, ge=1, le=24)
     max_training_rows: int = Field(2_000_000, ge=1_000)
-    retrain_days: int = Field(90, ge=1)
 
     @field_validator("buckets")
     @classmethod
@@ -95,6 +152,15 @@ class InstanceConfig(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+#: Keys earlier versions accepted and later removed; stored configs holding them still load.
+RETIRED_KEYS = ("retrain_days",)
+
+
+def stored_instance_config(data: dict[str, Any]) -> InstanceConfig:
+    """A config as the catalog stored it, written by this or an earlier version."""
+    return InstanceConfig.model_validate({k: v for k, v in data.items() if k not in RETIRED_KEYS})
 
 
 def parse_instance_config(data: dict[str, Any], *, source: str = "config") -> InstanceConfig:
@@ -134,9 +200,13 @@ def _explain(exc: ValidationError) -> str:
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] = InstanceConfig
     for part in loc:
+        if isinstance(part, int):  # an item of a list of models
+            continue
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None) if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        inner = [a for a in get_args(annotation) if isinstance(a, type)] or [annotation]
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
             return None if field is None else model
-        model = annotation
+        model = nested[0]
     return model

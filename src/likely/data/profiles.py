@@ -19,6 +19,7 @@ signup, a first order) had not happened yet.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,15 +63,21 @@ def shape_report(table: ir.Table) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Profiles:
-    """A profiles dataset read point-in-time; ``static`` names the time-invariant attributes."""
+    """A profiles dataset read point-in-time.
+
+    ``static`` names the time-invariant attributes; ``horizon`` is the newest instant the run
+    may read (its cutoff): a history's static attributes come from its newest version before it.
+    """
 
     table: ir.Table
     shape: ProfileShape
     static: frozenset[str] = field(default_factory=frozenset)
+    horizon: datetime | None = None
 
     @classmethod
-    def of(cls, table: ir.Table, static: frozenset[str] | set[str] = frozenset()) -> Profiles:
-        return cls(table, profile_shape(table), frozenset(static))
+    def of(cls, table: ir.Table, static: Iterable[str] = (), *,
+           horizon: datetime | None = None) -> Profiles:
+        return cls(table, profile_shape(table), frozenset(static), horizon)
 
     @property
     def attributes(self) -> list[str]:
@@ -81,12 +88,12 @@ class Profiles:
         """Whether ``column``'s value at a past date can be known: history, or declared static."""
         return self.shape == "history" or column in self.static
 
-    def at(self, moment: datetime, *, horizon: datetime | None = None) -> ir.Table:
+    def at(self, moment: datetime) -> ir.Table:
         """One row per profile: ``profile_id`` and every attribute as known just before ``moment``.
 
         Snapshot: the profile's row, whatever its stamp. History: the version stamped last
-        before ``moment``; static attributes come from the newest version before ``horizon``
-        (the run's cutoff; default ``moment``), since their value never changes.
+        before ``moment``; static attributes come from the newest version before the horizon
+        (default ``moment``), since their value never changes.
         """
         if self.shape == "snapshot":
             current = _one_row(self.table)
@@ -94,7 +101,7 @@ class Profiles:
             current = _one_row(self._stamped_before(moment))
             static = [c for c in self.attributes if c in self.static]
             if static:
-                latest = _one_row(self._stamped_before(horizon or moment))
+                latest = _one_row(self._stamped_before(self.horizon or moment))
                 fixed = latest.select(**{PROFILE_ID: latest[PROFILE_ID]},
                                       **{f"_s_{c}": latest[c] for c in static})
                 current = (fixed.left_join(current, PROFILE_ID)

@@ -10,7 +10,6 @@ from likely.features.plan import (
     ProfileAttribute,
     feature_specs,
     plan_features,
-    profiles_as_of,
 )
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     "feature_frame",
     "feature_specs",
     "plan_features",
-    "profiles_as_of",
 ]

@@ -7,8 +7,9 @@ profile with conditional aggregates (``COUNT(*) FILTER (WHERE ...)``, in a few p
 ``AGGREGATES_PER_PASS``), profile attributes are taken as of the anchor, and everything is
 left-joined onto the population. Nothing runs until the caller executes or writes the table.
 
-Leakage trap: events at or after ``anchor`` and profile rows with ``updated_at`` at or after it
-are never read; an event exactly at the anchor belongs to the future.
+Leakage trap: events at or after ``anchor`` are never read (an event exactly at the anchor belongs
+to the future), and profile attributes are read as known before it
+(:meth:`likely.data.profiles.Profiles.at`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import ibis
 import pandas as pd
 
 from likely.conditions import compile_condition, parse_condition
+from likely.data.profiles import Profiles
 from likely.data.schema import EVENT_TYPE, PROFILE_ID, TIMESTAMP, VALUE
 from likely.errors import DataError
 from likely.features.plan import (
@@ -34,7 +36,6 @@ from likely.features.plan import (
     FeatureSpec,
     feature_specs,
     naive_utc,
-    profiles_as_of,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ _KEY = "_key"
 def build_features(
     plan: FeaturePlan,
     events: ir.Table,
-    profiles: ir.Table | None,
+    profiles: Profiles | None,
     population: ir.Table,
     *,
     anchor: datetime,
@@ -70,7 +71,7 @@ def build_features(
     specs = _planned_specs(plan)
     people = population.select(PROFILE_ID).distinct()
     table = people
-    behaviour = [s for s in specs if s.origin != "attribute"]
+    behaviour = [s for s in specs if s.origin not in ("attribute", "calendar")]
     attributes = [s for s in specs if s.origin == "attribute"]
     columns: dict[str, Callable[[ir.Table], ir.Value]] = {}
     if behaviour:
@@ -81,6 +82,7 @@ def build_features(
         current, finishers = _attribute_columns(attributes, profiles, anchor)
         table = _attach(table, current)
         columns.update(finishers)
+    columns.update({s.feature.id: _calendar(s, anchor) for s in specs if s.origin == "calendar"})
     return table.select(PROFILE_ID, **{s.feature.id: columns[s.feature.id](table) for s in specs})
 
 
@@ -170,7 +172,8 @@ def _event_aggregates(
     flags, sources = _row_flags(plan, past, anchor)
     aggs = _Aggregates(past.mutate(**flags))
     seconds = _epoch_seconds(anchor)
-    finishers = {s.feature.id: _finisher(s, aggs, sources, seconds) for s in specs}
+    finishers = {s.feature.id: _finisher(s, aggs, sources, seconds, plan.history_days)
+                 for s in specs}
     return aggs.tables(), finishers
 
 
@@ -211,9 +214,12 @@ def _check_event_columns(plan: FeaturePlan, events: ir.Table) -> None:
 
 def _finisher(
     spec: FeatureSpec, aggs: _Aggregates, sources: dict[tuple[str, str], str],
-    anchor_seconds: float,
+    anchor_seconds: float, cap_days: int | None,
 ) -> Callable[[ir.Table], ir.Value]:
-    """Register the aggregates ``spec`` needs; return how to finish it from the joined table."""
+    """Register the aggregates ``spec`` needs; return how to finish it from the joined table.
+
+    "Days since" is capped at ``cap_days``, what the oldest training anchor can see.
+    """
     if spec.origin == "value":
         return _monetary(spec, aggs)
     if spec.origin == "column":
@@ -236,13 +242,16 @@ def _finisher(
         n30, n90 = count(TREND_DAYS), count(RECENT_DAYS)
         return lambda j: _zero(j[n30]) - _zero(j[n90]) / (RECENT_DAYS / TREND_DAYS)
     if spec.stat == "active_days":
-        days = aggs.need((*source, "active_days"), lambda t: t[TIMESTAMP].date().nunique(
-            where=where(t, RECENT_DAYS)))
+        recent = spec.feature.window_days or RECENT_DAYS
+        days = aggs.need((*source, "active_days", recent),
+                         lambda t: t[TIMESTAMP].date().nunique(where=where(t, recent)))
         return lambda j: _zero(j[days])
     reduce = "max" if spec.stat == "last" else "min"
     edge = aggs.need((*source, spec.stat),
                      lambda t: getattr(t[TIMESTAMP], reduce)(where=where(t)))
-    return lambda j: _days_before(j[edge], anchor_seconds)
+    if cap_days is None:
+        return lambda j: _days_before(j[edge], anchor_seconds)
+    return lambda j: _capped(_days_before(j[edge], anchor_seconds), float(cap_days))
 
 
 def _monetary(spec: FeatureSpec, aggs: _Aggregates) -> Callable[[ir.Table], ir.Value]:
@@ -259,15 +268,22 @@ def _categorical(spec: FeatureSpec, aggs: _Aggregates) -> Callable[[ir.Table], i
         col = t[spec.key]
         return col if col.type().is_string() else col.cast("string")
 
-    recent = _window(RECENT_DAYS)
+    days = spec.feature.window_days or RECENT_DAYS
+    recent = _window(days)
     if spec.stat == "distinct":
-        name = aggs.need(("column", spec.key, "distinct"),
+        name = aggs.need(("column", spec.key, "distinct", days),
                          lambda t: column(t).nunique(where=t[recent]))
         return lambda j: _zero(j[name])
-    total = aggs.need(("column", spec.key, "set"), lambda t: column(t).count(where=t[recent]))
-    hits = aggs.need(("column", spec.key, "share", spec.value), lambda t: column(t).count(
+    total = aggs.need(("column", spec.key, "set", days),
+                      lambda t: column(t).count(where=t[recent]))
+    hits = aggs.need(("column", spec.key, "share", spec.value, days), lambda t: column(t).count(
         where=t[recent] & (column(t) == spec.value)))
     return lambda j: _zero(j[hits]) / j[total].cast("float64").nullif(0)
+
+
+def _capped(value: ir.Value, cap: float) -> ir.Value:
+    """``min(value, cap)``, keeping null as null (SQL's LEAST would skip the null)."""
+    return ibis.ifelse(value > cap, cap, value)
 
 
 def _zero(value: ir.Value) -> ir.Value:
@@ -287,18 +303,23 @@ def _epoch_seconds(anchor: datetime) -> float:
 # -- profile attributes ------------------------------------------------------------------------
 
 
+def _calendar(spec: FeatureSpec, anchor: datetime) -> Callable[[ir.Table], ir.Value]:
+    """The month the outcome window starts in (the anchor's): the same for every row."""
+    return lambda j: ibis.literal(float(anchor.month))
+
+
 def _attribute_columns(
-    specs: list[FeatureSpec], profiles: ir.Table | None, anchor: datetime
+    specs: list[FeatureSpec], profiles: Profiles | None, anchor: datetime
 ) -> tuple[ir.Table, dict[str, Callable[[ir.Table], ir.Value]]]:
     if profiles is None:
         raise DataError("The feature plan uses profile attributes "
                         f"({', '.join(s.key for s in specs[:5])}) but no profiles were given. "
                         "Pass the profiles dataset the instance was trained with.")
-    missing = [s.key for s in specs if s.key not in profiles.columns]
+    missing = [s.key for s in specs if s.key not in profiles.table.columns]
     if missing:
         raise DataError(f"The profiles have no column {', '.join(missing)}, which the feature "
                         "plan uses. Re-ingest the profiles with it or retrain the instance.")
-    current = profiles_as_of(profiles, anchor)
+    current = profiles.at(anchor)
     raw = {f"_p{i}": current[s.key] for i, s in enumerate(specs)}
     table = current.select(current[PROFILE_ID].name(_KEY), **raw)
     finishers = {s.feature.id: _attribute_finisher(s, f"_p{i}", anchor)

@@ -17,12 +17,19 @@ Feature families, per event type (the ``max_event_types`` most frequent) and per
 
 Overall: events of any type in the last 7/30/90 days, days since the last and the first event
 (left out when the history holds one event type only: they would repeat that type's features).
+``calendar`` (when training windows reach a year back): the month the outcome window starts in,
+so the model can learn the season.
+
+Features mean the same at every anchor: with ``history_days`` (the days of data before the
+oldest training anchor), only windows that fit in it are planned, the 90-day families (active
+days, distinct values, shares) shrink to 30 days and the trend is left out when 90 days do not
+fit, and "days since first/last" are capped at ``history_days`` (older is "at least that long").
 ``monetary`` (when events have a non-empty ``value``): sum, mean and max of ``value`` over
 30/90/365 days, all event types together. For up to ``max_categorical_columns`` text columns of
 useful cardinality: ``distinct`` values in the last 90 days and the ``share`` of each of the top
 ``top_values`` values among the events that have the column set, in the last 90 days.
-``attribute``: profile attributes as of the anchor (numbers as-is, booleans 0/1, text as a
-category of its top values plus "other", dates as days since).
+``attribute``: profile attributes as of the anchor (see :mod:`likely.data.profiles`; numbers
+as-is, booleans 0/1, text as a category of its top values plus "other", dates as days since).
 
 Time: "last N days" is ``anchor - N days <= timestamp < anchor``; "days since" is
 ``floor((anchor - t) / 24 h)``, so an event one second before the anchor is 0 days ago.
@@ -42,6 +49,7 @@ import ibis
 
 from likely.conditions import Condition
 from likely.data import schema
+from likely.data.profiles import Profiles
 from likely.data.schema import EVENT_TYPE, PROFILE_ID, TIMESTAMP, UPDATED_AT, VALUE
 from likely.errors import ConfigError, DataError, did_you_mean
 
@@ -50,11 +58,13 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
 
 PLAN_VERSION = 1
+CALENDAR = "calendar"
 COUNT_WINDOWS = (7, 30, 90, 365)
 ACTIVITY_WINDOWS = (7, 30, 90)
 MONETARY_WINDOWS = (30, 90, 365)
 MONETARY_STATS = ("sum", "mean", "max")
-RECENT_DAYS = 90  # window of active days, distinct values and shares
+RECENT_DAYS = 90  # window of active days, distinct values and shares...
+SHORT_RECENT_DAYS = 30  # ...when 90 days of history do not fit before the oldest anchor
 TREND_DAYS = 30
 MIN_CATEGORY_VALUES = 2
 MAX_CATEGORY_VALUES = 1000  # more distinct values than this looks like an id (sku, order id)
@@ -69,12 +79,12 @@ BEHAVIOUR_WORDS = {
     schema.LINK_CLICK: "link clicks", schema.EMAIL_SENT: "emails sent",
     schema.EMAIL_OPENED: "email opens", schema.EMAIL_CLICKED: "email clicks",
     schema.APP_LAUNCH: "app launches", schema.SEARCH: "searches", VALUE: "spend",
-    ALL_EVENTS: "overall activity",
+    ALL_EVENTS: "overall activity", CALENDAR: "season",
 }
 
 Kind = Literal["numeric", "categorical"]
 AttributeType = Literal["numeric", "boolean", "categorical", "date"]
-Origin = Literal["all", "event_type", "custom", "value", "column", "attribute"]
+Origin = Literal["all", "event_type", "custom", "value", "column", "attribute", "calendar"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,18 @@ class FeaturePlan:
     attributes: tuple[ProfileAttribute, ...] = ()
     version: int = PLAN_VERSION
     activity: bool = True  # the all-events features (not when one event type is everything)
+    history_days: int | None = None  # data before the oldest anchor: longest window, tenure cap
+    calendar: bool = False  # the month feature (training windows a year apart)
+
+    @property
+    def recent_days(self) -> int:
+        """The window of active days, distinct values and shares."""
+        fits = self.history_days is None or self.history_days >= RECENT_DAYS
+        return RECENT_DAYS if fits else SHORT_RECENT_DAYS
+
+    def windows(self, candidates: Sequence[int]) -> tuple[int, ...]:
+        """The ``candidates`` windows that the oldest training anchor can fill."""
+        return tuple(w for w in candidates if self.history_days is None or w <= self.history_days)
 
     @classmethod
     def empty(cls, as_of: datetime = datetime(1970, 1, 1)) -> FeaturePlan:
@@ -164,6 +186,8 @@ class FeaturePlan:
             "custom_events": [{"name": n, "condition": c} for n, c in self.custom_events],
             "value": self.value,
             "activity": self.activity,
+            "history_days": self.history_days,
+            "calendar": self.calendar,
             "categorical_columns": [{"column": c.column, "values": list(c.values)}
                                     for c in self.categorical_columns],
             "attributes": [{"column": a.column, "type": a.type, "categories": list(a.categories)}
@@ -191,6 +215,8 @@ class FeaturePlan:
                              for a in data.get("attributes", ())),
             version=version,
             activity=bool(data.get("activity", True)),
+            history_days=data.get("history_days"),
+            calendar=bool(data.get("calendar", False)),
         )
 
 
@@ -215,7 +241,7 @@ class FeatureSpec:
 
 def plan_features(
     events: ir.Table,
-    profiles: ir.Table | None = None,
+    profiles: Profiles | None = None,
     *,
     as_of: datetime,
     custom_events: Mapping[str, Condition] | None = None,
@@ -224,12 +250,16 @@ def plan_features(
     max_event_types: int = 25,
     max_categorical_columns: int = 5,
     top_values: int = 5,
+    history_days: int | None = None,
+    calendar: bool = False,
 ) -> FeaturePlan:
     """Look at history before ``as_of`` (aggregations in the engine) to decide which features exist.
 
     ``profile_attributes=None`` uses every usable profile column (numbers, booleans, dates, text
     with 2..1000 values); a list uses exactly those (an unknown name is a ConfigError); ``[]``
-    none. ``exclude_columns`` are never used, neither as event columns nor as attributes.
+    none. Either way only attributes whose past values are known are used (a history, or a
+    snapshot's ``static`` attributes). ``exclude_columns`` are never used, neither as event
+    columns nor as attributes. ``history_days`` and ``calendar``: see the module docstring.
 
     Leakage trap: only events before ``as_of`` and profile rows updated before it are looked at,
     so plan at the training cutoff, not at a later date.
@@ -255,7 +285,8 @@ def plan_features(
                           "Add one under datasets.profiles or remove profile_attributes.")
     custom = tuple(sorted((name, c.text) for name, c in (custom_events or {}).items()))
     plan = FeaturePlan((), as_of, event_types, custom, has_value, categorical, attributes,
-                       activity=not _one_event_type_only(history, event_types))
+                       activity=not _one_event_type_only(history, event_types),
+                       history_days=history_days, calendar=calendar)
     return replace(plan, features=tuple(s.feature for s in feature_specs(plan)))
 
 
@@ -323,16 +354,17 @@ def _top_values(table: ir.Table, column: str, limit: int) -> tuple[str, ...]:
 
 
 def _plan_attributes(
-    profiles: ir.Table, as_of: datetime, requested: Sequence[str] | None, excluded: set[str]
+    profiles: Profiles, as_of: datetime, requested: Sequence[str] | None, excluded: set[str]
 ) -> tuple[ProfileAttribute, ...]:
-    current = profiles_as_of(profiles, as_of)
-    schema = dict(profiles.schema().items())
+    current = profiles.at(as_of)
+    schema = dict(profiles.table.schema().items())
     reserved = {PROFILE_ID, UPDATED_AT}
     if requested is None:
         names = [c for c in schema if c not in reserved and c not in excluded]
     else:
         _check_requested(requested, schema, reserved)
         names = [c for c in requested if c not in excluded]
+    names = [c for c in names if profiles.describes_the_past(c)]
     kinds = {c: _attribute_type(schema[c]) for c in names}
     if requested is not None:
         unsupported = [c for c in names if kinds[c] is None]
@@ -394,20 +426,6 @@ def _distinct_counts(table: ir.Table, columns: Sequence[str]) -> dict[str, int]:
     return {c: int(values[f"d{i}"]) for i, c in enumerate(columns)}
 
 
-def profiles_as_of(profiles: ir.Table, anchor: datetime) -> ir.Table:
-    """One row per profile: its latest row stamped before ``anchor`` (unstamped rows count).
-
-    Rows without ``updated_at`` are timeless: they apply at every anchor, and a stamped row
-    before the anchor wins over them. Rows stamped at or after the anchor are not seen.
-    """
-    if UPDATED_AT not in profiles.columns:
-        return profiles.distinct(on=PROFILE_ID, keep="first")
-    known = profiles.filter(profiles[UPDATED_AT].isnull() | (profiles[UPDATED_AT] < anchor))
-    rank = ibis.row_number().over(
-        group_by=known[PROFILE_ID], order_by=known[UPDATED_AT].desc(nulls_first=False))
-    return known.mutate(_rank=rank).filter(lambda t: t._rank == 0).drop("_rank")
-
-
 # -- the feature list -------------------------------------------------------------------------
 
 
@@ -417,17 +435,20 @@ def feature_specs(plan: FeaturePlan) -> list[FeatureSpec]:
     A pure function of the parts, so the same plan always gives the same ids and
     :func:`build_features` can recompute what :func:`plan_features` listed.
     """
-    specs = _activity_specs() if plan.activity else []
+    specs = _activity_specs(plan) if plan.activity else []
     for event_type in plan.event_types:
-        specs += _source_specs("event_type", event_type, event_type, _slug(event_type))
+        specs += _source_specs(plan, "event_type", event_type, event_type, _slug(event_type))
     for name, _ in plan.custom_events:
-        specs += _source_specs("custom", name, name, "custom_" + _slug(name))
+        specs += _source_specs(plan, "custom", name, name, "custom_" + _slug(name))
     if plan.value:
-        specs += _monetary_specs()
+        specs += _monetary_specs(plan)
     for column in plan.categorical_columns:
-        specs += _column_specs(column)
+        specs += _column_specs(plan, column)
     for attribute in plan.attributes:
         specs.append(_attribute_spec(attribute))
+    if plan.calendar:
+        specs.append(_spec("calendar.month", "Month the outcome window starts in", CALENDAR,
+                           "calendar", None, "calendar", "month"))
     return _unique_ids(specs)
 
 
@@ -438,9 +459,10 @@ def _spec(fid: str, name: str, source: str, family: str, window: int | None, ori
                        origin, stat, key, value)
 
 
-def _activity_specs() -> list[FeatureSpec]:
+def _activity_specs(plan: FeaturePlan) -> list[FeatureSpec]:
     specs = [_spec(f"count_{w}d.all_events", f"Counts of all events in last {w} days",
-                   ALL_EVENTS, "count", w, "all", "count") for w in ACTIVITY_WINDOWS]
+                   ALL_EVENTS, "count", w, "all", "count")
+             for w in plan.windows(ACTIVITY_WINDOWS)]
     specs.append(_spec("days_since_last.all_events", "Days since last event", ALL_EVENTS,
                        "recency", None, "all", "last"))
     specs.append(_spec("days_since_first.all_events", "Days since first event", ALL_EVENTS,
@@ -448,39 +470,42 @@ def _activity_specs() -> list[FeatureSpec]:
     return specs
 
 
-def _source_specs(origin: Origin, key: str, label: str, slug: str) -> list[FeatureSpec]:
+def _source_specs(plan: FeaturePlan, origin: Origin, key: str, label: str,
+                  slug: str) -> list[FeatureSpec]:
+    recent = plan.recent_days
     specs = [_spec(f"count_{w}d.{slug}", f"Counts of {label} in last {w} days", key, "count", w,
-                   origin, "count", key) for w in COUNT_WINDOWS]
+                   origin, "count", key) for w in plan.windows(COUNT_WINDOWS)]
     specs += [
         _spec(f"days_since_last.{slug}", f"Days since last {label}", key, "recency", None,
               origin, "last", key),
         _spec(f"days_since_first.{slug}", f"Days since first {label}", key, "first_seen", None,
               origin, "first", key),
-        _spec(f"active_days_{RECENT_DAYS}d.{slug}",
-              f"Days with {label} in last {RECENT_DAYS} days", key, "active_days", RECENT_DAYS,
-              origin, "active_days", key),
-        _spec(f"trend_{TREND_DAYS}d.{slug}",
-              f"Trend of {label}: last {TREND_DAYS} days vs monthly average of last "
-              f"{RECENT_DAYS} days", key, "trend", TREND_DAYS, origin, "trend", key),
+        _spec(f"active_days_{recent}d.{slug}", f"Days with {label} in last {recent} days", key,
+              "active_days", recent, origin, "active_days", key),
     ]
+    if recent == RECENT_DAYS:
+        specs.append(_spec(
+            f"trend_{TREND_DAYS}d.{slug}",
+            f"Trend of {label}: last {TREND_DAYS} days vs monthly average of last "
+            f"{RECENT_DAYS} days", key, "trend", TREND_DAYS, origin, "trend", key))
     return specs
 
 
-def _monetary_specs() -> list[FeatureSpec]:
+def _monetary_specs(plan: FeaturePlan) -> list[FeatureSpec]:
     words = {"sum": "Total value", "mean": "Average value per event", "max": "Largest value"}
     return [_spec(f"value_{stat}_{w}d", f"{words[stat]} in last {w} days", VALUE, "monetary",
                   w, "value", stat, VALUE)
-            for stat in MONETARY_STATS for w in MONETARY_WINDOWS]
+            for stat in MONETARY_STATS for w in plan.windows(MONETARY_WINDOWS)]
 
 
-def _column_specs(column: CategoricalColumn) -> list[FeatureSpec]:
-    slug, name = _slug(column.column), column.column
-    specs = [_spec(f"distinct_{RECENT_DAYS}d.{slug}",
-                   f"Number of distinct {name} values in last {RECENT_DAYS} days", name,
-                   "distinct", RECENT_DAYS, "column", "distinct", name)]
-    specs += [_spec(f"share_{RECENT_DAYS}d.{slug}.{_slug(v)}",
-                    f"Share of {name} = '{v}' in last {RECENT_DAYS} days", name, "share",
-                    RECENT_DAYS, "column", "share", name, v)
+def _column_specs(plan: FeaturePlan, column: CategoricalColumn) -> list[FeatureSpec]:
+    slug, name, recent = _slug(column.column), column.column, plan.recent_days
+    specs = [_spec(f"distinct_{recent}d.{slug}",
+                   f"Number of distinct {name} values in last {recent} days", name,
+                   "distinct", recent, "column", "distinct", name)]
+    specs += [_spec(f"share_{recent}d.{slug}.{_slug(v)}",
+                    f"Share of {name} = '{v}' in last {recent} days", name, "share",
+                    recent, "column", "share", name, v)
               for v in column.values]
     return specs
 

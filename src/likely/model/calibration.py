@@ -105,7 +105,10 @@ def choose_calibrator(
     Each candidate is fitted on ``folds - 1`` parts of the holdout and scored (log loss and Brier)
     on the part it did not see; the pooled out-of-fold scores decide, ties going to ``sigmoid``
     (the simpler map, listed first). The winner is refitted on every holdout row and carries the
-    numbers in ``comparison_`` (also those of the uncalibrated ``sigmoid(raw)`` for reference).
+    numbers in ``comparison_`` (also those of the uncalibrated ``sigmoid(raw)`` for reference)
+    and, in ``out_of_fold_``, each holdout row's probability from the winner fitted on the other
+    folds: the honest probabilities to measure calibration on (``None`` when too few rows of one
+    class allowed no cross-fitting).
 
     Leakage trap: the holdout also chose the trees' early-stopping round, so it is not a clean test
     set for the calibrated model; use a later period to judge the final probabilities.
@@ -113,17 +116,23 @@ def choose_calibrator(
     raw_, y_ = _check(raw, y)
     minority = int(min(y_.sum(), y_.size - y_.sum()))
     n_folds = min(folds, minority)
-    if n_folds < 2 or len(methods) == 1:
+    if n_folds < 2:
         chosen = Calibrator(methods[0]).fit(raw_, y_)
-        reason = "one method asked for" if len(methods) == 1 else "too few rows of one class"
-        chosen.comparison_ = {"chosen": methods[0], "folds": 0, "reason": reason}
+        chosen.comparison_ = {"chosen": methods[0], "folds": 0,
+                              "reason": "too few rows of one class to cross-fit"}
+        chosen.out_of_fold_ = None
         return chosen
     scores = {"raw": _scores(y_, np.clip(_sigmoid(raw_), EPS, 1 - EPS))}
+    predictions = {}
     for method in methods:
-        scores[method] = _scores(y_, _out_of_fold(method, raw_, y_, n_folds, seed))
+        predictions[method] = _out_of_fold(method, raw_, y_, n_folds, seed)
+        scores[method] = _scores(y_, predictions[method])
     best = min(methods, key=lambda m: (round(scores[m]["log_loss"], 10), methods.index(m)))
     chosen = Calibrator(best).fit(raw_, y_)
     chosen.comparison_ = {"chosen": best, "criterion": "log_loss", "folds": n_folds, **scores}
+    if len(methods) == 1:
+        chosen.comparison_["reason"] = "one method asked for"
+    chosen.out_of_fold_ = predictions[best]
     return chosen
 
 

@@ -55,8 +55,12 @@ class Evaluation:
         return asdict(self)
 
 
-def evaluate(y_true: Any, probability: Any) -> Evaluation:
+def evaluate(y_true: Any, probability: Any, *, ranking: Any = None) -> Evaluation:
     """Score probabilities against 0/1 outcomes.
+
+    ``ranking`` (default: the probabilities) orders the rows for AUC, PR-AUC and lift; a run
+    passes the model's raw output, which an isotonic calibration's flat steps would tie, and
+    cross-fitted probabilities for the calibration metrics (Brier, log loss, ECE, curve).
 
     >>> e = evaluate([0, 0, 1, 1] * 5, [0.1, 0.4, 0.35, 0.8] * 5)
     >>> round(e.auc, 2), e.positives, e.lift[-1]["cumulative_gain"]
@@ -69,12 +73,15 @@ def evaluate(y_true: Any, probability: Any) -> Evaluation:
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
     y, p = _check_inputs(y_true, probability)
+    order = p if ranking is None else np.asarray(ranking, dtype=float).ravel()
+    if order.shape != p.shape or np.isnan(order).any():
+        raise DataError("The ranking needs one number per outcome row, none missing.")
     positives = int(y.sum())
     clipped = np.clip(p, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS)
     calibration = calibration_curve(y, p)
     return Evaluation(
-        auc=float(roc_auc_score(y, p)),
-        pr_auc=float(average_precision_score(y, p)),
+        auc=float(roc_auc_score(y, order)),
+        pr_auc=float(average_precision_score(y, order)),
         brier=float(brier_score_loss(y, p)),
         log_loss=float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
         ece=expected_calibration_error(calibration),
@@ -82,7 +89,7 @@ def evaluate(y_true: Any, probability: Any) -> Evaluation:
         positives=positives,
         negatives=int(y.size) - positives,
         base_rate=positives / y.size,
-        lift=lift_table(y, p),
+        lift=lift_table(y, order),
         calibration=calibration,
     )
 

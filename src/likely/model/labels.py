@@ -3,9 +3,11 @@
 Both are cut by an explicit ``anchor`` instant:
 
 - the population at ``anchor`` is every profile with at least one qualifying event in
-  ``[anchor - lookback, anchor)`` whose profile attributes (as of ``anchor``) meet the profile
-  conditions;
-- the label at ``anchor`` is whether the goal happened in ``(anchor, anchor + window]``
+  ``[anchor - lookback, anchor)`` (or, without ``requires_activity``, every profile the profiles
+  dataset knows before ``anchor``) whose profile attributes (as of ``anchor``) meet the profile
+  conditions, minus those with an event meeting an exclusion before ``anchor`` (ever, or within
+  the exclusion's lookback);
+- the label at ``anchor`` is whether the goal happened in ``[anchor, anchor + window)``
   (inverted when the goal is that the event will *not* occur).
 
 Leakage trap: a label looks *after* the anchor, so nothing computed here may be used as a feature;
@@ -22,8 +24,8 @@ from typing import TYPE_CHECKING, Literal
 import ibis
 
 from likely.conditions import Condition, combine, compile_condition
+from likely.data.profiles import Profiles
 from likely.data.schema import PROFILE_ID, TIMESTAMP
-from likely.features import profiles_as_of
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -32,11 +34,21 @@ LABEL = "label"
 
 
 @dataclass(frozen=True)
+class Exclusion:
+    """Profiles with an event meeting ``condition`` (within ``lookback_days``, or ever) are out."""
+
+    condition: Condition
+    lookback_days: int | None = None
+
+
+@dataclass(frozen=True)
 class PopulationRule:
     conditions: tuple[Condition, ...]
     match: Literal["all", "any"]
     lookback_days: int
     profile_conditions: tuple[Condition, ...] = ()
+    exclusions: tuple[Exclusion, ...] = ()
+    requires_activity: bool = True
 
 
 @dataclass(frozen=True)
@@ -48,24 +60,38 @@ class GoalRule:
 
 
 def eligible(
-    events: ir.Table, profiles: ir.Table | None, rule: PopulationRule, anchor: datetime
+    events: ir.Table, profiles: Profiles | None, rule: PopulationRule, anchor: datetime
 ) -> ir.Table:
     """The profiles eligible at ``anchor``: a one-column table of distinct ``profile_id``."""
-    start = anchor - timedelta(days=rule.lookback_days)
-    recent = events.filter((events[TIMESTAMP] >= start) & (events[TIMESTAMP] < anchor))
-    ids = _profiles_matching(recent, rule.conditions, rule.match)
+    if rule.requires_activity or profiles is None:
+        start = anchor - timedelta(days=rule.lookback_days)
+        recent = events.filter((events[TIMESTAMP] >= start) & (events[TIMESTAMP] < anchor))
+        ids = _profiles_matching(recent, rule.conditions, rule.match)
+    else:
+        ids = profiles.existing_at(anchor)
     if rule.profile_conditions and profiles is not None:
-        current = profiles_as_of(profiles, anchor)
+        current = profiles.at(anchor)
         keep = combine(list(rule.profile_conditions), "all", current)
-        allowed = current.filter(keep).select(PROFILE_ID).distinct()
+        allowed = current.filter(keep.fill_null(False)).select(PROFILE_ID)
         ids = ids.semi_join(allowed, PROFILE_ID).select(PROFILE_ID)
+    for exclusion in rule.exclusions:
+        ids = ids.anti_join(_excluded(events, exclusion, anchor), PROFILE_ID).select(PROFILE_ID)
     return ids
 
 
+def _excluded(events: ir.Table, exclusion: Exclusion, anchor: datetime) -> ir.Table:
+    """Profiles with an event meeting the exclusion before ``anchor`` (within its lookback)."""
+    before = events[TIMESTAMP] < anchor
+    if exclusion.lookback_days is not None:
+        before &= events[TIMESTAMP] >= anchor - timedelta(days=exclusion.lookback_days)
+    past = events.filter(before)
+    return _profiles_matching(past, (exclusion.condition,), "any")
+
+
 def goal_met(events: ir.Table, rule: GoalRule, anchor: datetime) -> ir.Table:
-    """Profiles whose goal events happened in ``(anchor, anchor + window]``."""
+    """Profiles whose goal events happened in ``[anchor, anchor + window)``."""
     end = anchor + timedelta(days=rule.window_days)
-    window = events.filter((events[TIMESTAMP] > anchor) & (events[TIMESTAMP] <= end))
+    window = events.filter((events[TIMESTAMP] >= anchor) & (events[TIMESTAMP] < end))
     return _profiles_matching(window, rule.conditions, rule.match)
 
 

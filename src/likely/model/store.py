@@ -18,8 +18,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from likely.errors import ConfigError, NotFoundError
 from likely.model.train import Candidate, PropensityModel, TrainParams, feature_ids
 from likely.storage import write_bytes
@@ -127,7 +125,6 @@ def _meta(model: PropensityModel, config: dict, instance_id: str, run_id: str) -
         "best_iteration": model.best_iteration_,
         "holdout_auc": model.holdout_auc_,
         "search": [c.to_dict() for c in model.search_],
-        "shap_reference": [float(v) for v in model.shap_reference_],
     }
 
 
@@ -225,6 +222,5 @@ def _rebuild(document: dict[str, Any]) -> PropensityModel:
     model.holdout_auc_ = float(meta["holdout_auc"])
     model.search_ = [Candidate(**c) for c in meta["search"]]
     model.calibrator_ = Calibrator.from_dict(document["calibrator"])
-    model.shap_reference_ = np.asarray(meta["shap_reference"], dtype=float)
     model.meta_ = {k: meta[k] for k in ("instance_id", "run_id", "config", "likely_version")}
     return model

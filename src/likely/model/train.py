@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from likely.engine import physical_cores
 from likely.errors import DataError, LikelyError
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ class NotFittedError(LikelyError, ValueError):
 class TrainParams:
     """Settings of one training; the defaults suit 1k..1M rows of a few dozen features.
 
-    ``grid`` holds the ``(num_leaves, max_depth)`` shapes tried. ``num_threads=0`` lets LightGBM
-    use every core; results are deterministic for a given ``seed`` and thread count.
+    ``grid`` holds the ``(num_leaves, max_depth)`` shapes tried. ``num_threads=0`` means the
+    machine's physical cores (not LightGBM's default of every logical core, which oversubscribes
+    a busy machine); results are deterministic for a given ``seed`` and thread count.
     """
 
     grid: tuple[tuple[int, int], ...] = DEFAULT_GRID
@@ -58,7 +60,6 @@ class TrainParams:
     balance_classes: bool = False
     calibration: Literal["auto", "sigmoid", "isotonic"] = "auto"
     calibration_folds: int = 5
-    shap_reference_rows: int = 10_000
     seed: int = 0
     num_threads: int = 0
 
@@ -112,9 +113,10 @@ class PropensityModel:
 
     Fitted attributes: ``booster_`` (trimmed to ``best_iteration_`` trees), ``feature_names_``,
     ``categorical_``, ``best_iteration_``, ``params_`` (the LightGBM parameters of the chosen
-    shape), ``search_`` (every ``Candidate`` tried), ``holdout_auc_``, ``calibrator_`` and
-    ``shap_reference_`` (mean |SHAP| per feature on the holdout, the yardstick of reason-code
-    importance).
+    shape), ``search_`` (every ``Candidate`` tried), ``holdout_auc_`` and ``calibrator_``. Right
+    after ``fit`` (not saved): ``holdout_raw_`` and ``holdout_probability_``, the holdout's raw
+    outputs and its cross-fitted calibrated probabilities (each row's from a calibration fitted
+    on the other rows), on which the calibration metrics are measured.
 
     Leakage trap: the holdout picks the stopping round, the tree shape and the calibration, so its
     AUC is slightly optimistic. It must still come from a *later* anchor than every training row;
@@ -150,10 +152,8 @@ class PropensityModel:
         boosters, search = _search(params, data, progress)
         chosen = choose_candidate(search, params.auc_tolerance)
         booster, best = boosters[chosen], search[chosen]
-        threads = {"num_threads": params.num_threads}
-        raw_valid = booster.predict(data.X_valid, raw_score=True, **threads)
+        raw_valid = booster.predict(data.X_valid, raw_score=True, num_threads=_threads(params))
         calibrator = _calibrate(params, raw_valid, data.y_valid)
-        reference = _shap_reference(booster, data, params)
         # Attributes are set only once every step succeeded: a failed fit leaves no half model.
         self.booster_ = booster
         self.feature_names_ = data.names
@@ -166,7 +166,11 @@ class PropensityModel:
         self.search_ = [replace(c, chosen=i == chosen) for i, c in enumerate(search)]
         self.holdout_auc_ = best.holdout_auc
         self.calibrator_ = calibrator
-        self.shap_reference_ = reference
+        self.holdout_raw_ = np.asarray(raw_valid, dtype=float)
+        self.holdout_probability_ = (calibrator.out_of_fold_
+                                     if calibrator.out_of_fold_ is not None
+                                     else calibrator.transform(raw_valid))
+        self.holdout_cross_fitted_ = calibrator.out_of_fold_ is not None
         return self
 
     # -- predicting -------------------------------------------------------------------------
@@ -187,8 +191,8 @@ class PropensityModel:
         return self.calibrator_.transform(raw)
 
     def num_threads(self) -> int:
-        """Threads LightGBM uses to predict and explain (0 = all cores), as set at training."""
-        return int(getattr(self, "params_", {}).get("num_threads", 0))
+        """Threads LightGBM uses to predict and explain, as set at training."""
+        return int(getattr(self, "params_", {}).get("num_threads", 0)) or physical_cores()
 
     def fitted_booster(self) -> lgb.Booster:
         self._check_fitted("booster_")
@@ -347,7 +351,8 @@ def _search(
     # Positional names inside LightGBM: ids may hold characters LightGBM rejects or rewrites;
     # the model keeps the real ids in ``feature_names_``.
     cat_spec = [data.names.index(c) for c in data.categorical]
-    dataset_params = {"max_bin": params.max_bin, "verbosity": -1, "seed": params.seed}
+    dataset_params = {"max_bin": params.max_bin, "verbosity": -1, "seed": params.seed,
+                      "num_threads": _threads(params)}
     dtrain = lgb.Dataset(
         data.X_train,
         label=data.y_train,
@@ -386,7 +391,7 @@ def _train_one(lgb_params: dict, params: TrainParams, dtrain, dvalid, data: _Dat
     # Keep only the trees up to the best round, so predicting, explaining and saving all see the
     # same model and the discarded rounds cost nothing.
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    raw = trimmed.predict(data.X_valid, raw_score=True)
+    raw = trimmed.predict(data.X_valid, raw_score=True, num_threads=lgb_params["num_threads"])
     candidate = Candidate(
         num_leaves=lgb_params["num_leaves"],
         max_depth=lgb_params["max_depth"],
@@ -433,9 +438,13 @@ def _lgb_params(params: TrainParams, leaves: int, depth: int, pos_weight: float)
         "seed": params.seed,
         "deterministic": True,
         "force_row_wise": True,
-        "num_threads": params.num_threads,
+        "num_threads": _threads(params),
         "verbosity": -1,
     }
+
+
+def _threads(params: TrainParams) -> int:
+    return params.num_threads or physical_cores()
 
 
 def _pos_weight(params: TrainParams, data: _Data) -> float:
@@ -452,17 +461,3 @@ def _calibrate(params: TrainParams, raw: np.ndarray, y: np.ndarray) -> Calibrato
     return choose_calibrator(
         raw, y, folds=params.calibration_folds, seed=params.seed, methods=methods
     )
-
-
-def _shap_reference(booster: lgb.Booster, data: _Data, params: TrainParams) -> np.ndarray:
-    """Mean |SHAP| per feature on (a fixed sample of) the holdout."""
-    from likely.model.explain import ShapAccumulator, explain
-
-    X_valid, rows = data.X_valid, int(data.X_valid.shape[0])
-    if rows > params.shap_reference_rows:
-        pick = np.random.default_rng(params.seed).choice(rows, params.shap_reference_rows, False)
-        pick.sort()
-        X_valid = X_valid.iloc[pick] if hasattr(X_valid, "iloc") else X_valid[pick]
-    accumulator = ShapAccumulator(len(data.names))
-    explain(booster, X_valid, top_k=1, accumulator=accumulator, num_threads=params.num_threads)
-    return accumulator.mean_abs()

@@ -16,8 +16,9 @@ from typing import Any
 
 from likely.catalog import Catalog, utcnow
 from likely.conditions import parse_condition
-from likely.config import EDITABLE, InstanceConfig, parse_instance_config
+from likely.config import EDITABLE, InstanceConfig, parse_instance_config, stored_instance_config
 from likely.data.datasets import get_dataset
+from likely.data.schema import PROFILE_ID, UPDATED_AT
 from likely.errors import AlreadyExistsError, ConfigError, NotFoundError, did_you_mean
 
 
@@ -53,16 +54,20 @@ def check_config(catalog: Catalog, root: Path, config: InstanceConfig) -> None:
             raise ConfigError(
                 f"datasets.profiles: '{profiles.name}' holds {profiles.kind}, not profiles.")
         profile_columns = {c["name"]: c["type"] for c in profiles.columns}
-    elif config.population.profile_conditions or config.profile_attributes:
-        raise ConfigError("population.profile_conditions and profile_attributes need "
-                          "datasets.profiles to name a profiles dataset.")
+    elif (config.population.profile_conditions or config.profile_attributes
+          or config.static_attributes or not config.population.requires_activity):
+        raise ConfigError("population.profile_conditions, population.requires_activity: false, "
+                          "profile_attributes and static_attributes need datasets.profiles to "
+                          "name a profiles dataset.")
+    attributes = {k: v for k, v in profile_columns.items() if k not in (PROFILE_ID, UPDATED_AT)}
     for i, text in enumerate(config.population.profile_conditions):
-        _parse(text, profile_columns, f"population.profile_conditions[{i}]")
-    for attribute in config.profile_attributes or []:
-        if attribute not in profile_columns:
-            hint = did_you_mean(attribute, list(profile_columns))
-            raise ConfigError(f"profile_attributes: '{attribute}' is not a column of profiles "
-                              f"dataset '{config.datasets.profiles}'.{hint}")
+        _parse(text, attributes, f"population.profile_conditions[{i}]")
+    for key in ("profile_attributes", "static_attributes"):
+        for attribute in getattr(config, key) or []:
+            if attribute not in attributes:
+                hint = did_you_mean(attribute, list(attributes))
+                raise ConfigError(f"{key}: '{attribute}' is not an attribute of profiles "
+                                  f"dataset '{config.datasets.profiles}'.{hint}")
 
 
 def _event_conditions(config: InstanceConfig) -> list[tuple[str, str]]:
@@ -71,6 +76,8 @@ def _event_conditions(config: InstanceConfig) -> list[tuple[str, str]]:
               for i, c in enumerate(config.population.conditions)]
     found += [(f"custom_events.{k}", c) for k, c in config.custom_events.items()]
     found += [(f"exclusions[{i}]", c) for i, c in enumerate(config.exclusions)]
+    found += [(f"population.exclude_if[{i}]", rule.condition)
+              for i, rule in enumerate(config.population.exclude_if)]
     return found
 
 
@@ -106,7 +113,7 @@ def get_instance(catalog: Catalog, name: str) -> Instance:
         hint = did_you_mean(name, names)
         known = ", ".join(names) or "none yet: create one with `likely instances create`"
         raise NotFoundError(f"No instance named '{name}'.{hint} Instances: {known}.")
-    return Instance(row["id"], row["name"], InstanceConfig.model_validate(row["config"]),
+    return Instance(row["id"], row["name"], stored_instance_config(row["config"]),
                     row["created_at"], row["updated_at"])
 
 

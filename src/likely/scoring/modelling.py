@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 from likely.catalog import utcnow
 from likely.errors import RunError
 from likely.features import FeaturePlan
-from likely.model.evaluate import evaluate
 from likely.model.store import save_model
-from likely.model.train import PropensityModel
-from likely.scoring.pipeline import TrainingSet, attribute_leaks
+from likely.model.train import PropensityModel, TrainParams
+from likely.scoring.pipeline import TrainingSet, holdout_metrics
 from likely.storage import write_json
 
 if TYPE_CHECKING:
@@ -19,18 +18,29 @@ if TYPE_CHECKING:
 
 
 def train(ctx: RunContext, plan: FeaturePlan, data: TrainingSet) -> tuple[PropensityModel, str]:
-    """Fit, evaluate on the holdout, refuse a model under ``min_auc`` (code 402), save."""
+    """Fit, evaluate on the holdout, refuse a model under ``min_auc`` (code 402), save.
+
+    Ranking metrics (AUC, PR-AUC, lift) use the holdout's raw model output; calibration metrics
+    use its cross-fitted probabilities, never the rows a calibration map was fitted on.
+    """
     train_rows, holdout_rows = ~data.holdout, data.holdout
-    model = PropensityModel().fit(
+    model = PropensityModel(TrainParams(num_threads=ctx.threads)).fit(
         data.features[train_rows], data.labels[train_rows],
         data.features[holdout_rows], data.labels[holdout_rows],
         progress=lambda done, total: ctx.report("training tree shapes", done, total),
     )
-    probability = model.predict_proba(data.features[holdout_rows])
-    evaluation = evaluate(data.labels[holdout_rows], probability).to_dict()
+    evaluation = holdout_metrics(data.labels[holdout_rows], model.holdout_probability_,
+                                 model.holdout_raw_)
+    out_of_time = int(ctx.counts.get("anchors", 0)) > 1
+    evaluation.update(
+        out_of_time=out_of_time,
+        calibration_measured_on="cross-fitted" if model.holdout_cross_fitted_ else "in-sample")
+    if not out_of_time:
+        ctx.notes.append("Metrics are optimistic: the holdout is a random share of the only "
+                         "training window, not a later window. Ingest more history for an "
+                         "out-of-time holdout.")
     ctx.metrics["holdout"] = evaluation
     ctx.metrics["model"] = model.summary()
-    ctx.notes.extend(attribute_leaks(plan, data))
     auc, gate = evaluation["auc"], ctx.config.min_auc
     if auc < gate:
         raise RunError(

@@ -1,13 +1,15 @@
 """The stages of a run after its windows are placed: training set, model, scores, explanations.
 
 Training set: at each anchor, the eligible profiles with their features (events strictly before
-the anchor) and their label (the outcome window after it). The newest anchor is the time-based
+the anchor) and their label (the outcome window from it). The newest anchor is the time-based
 holdout: early stopping, calibration and every reported metric use it; the older anchors train.
+Before training, profile attributes that could only know the future are left out (see
+:func:`screen_attributes`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from likely.data.schema import PROFILE_ID, TIMESTAMP
+from likely.engine import read_parquet
 from likely.errors import RunError
-from likely.features import FeaturePlan, build_features, feature_frame, plan_features
+from likely.features import FeaturePlan, build_features, feature_frame, feature_specs, plan_features
 from likely.model.evaluate import evaluate
 from likely.model.labels import LABEL, eligible, labelled
+from likely.model.leakage import LEAK_AUC, separation_auc
 from likely.scoring import outputs
 from likely.scoring.windows import RunWindows
 
@@ -28,8 +32,9 @@ if TYPE_CHECKING:
     from likely.scoring.run import RunContext, RunInputs
 
 HOLDOUT_SHARE_SINGLE_ANCHOR = 0.2
-ATTRIBUTE_LEAK_AUC = 0.98
 SAMPLE_BUCKETS = 10_000
+MISSING_SKEW = 0.10  # attribute missing this much more often in training than at scoring: out
+RATE_SPREAD_RATIO = 1.5  # goal rates across training windows this far apart are noted
 
 
 @dataclass(frozen=True)
@@ -38,32 +43,78 @@ class TrainingSet:
     labels: np.ndarray
     holdout: np.ndarray     # bool mask: rows of the newest anchor
 
+    def without(self, columns: list[str]) -> TrainingSet:
+        return replace(self, features=self.features.drop(columns=columns))
+
 
 def train_and_score(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> str:
     """Run every stage after the windows; returns the new model's id."""
     from likely.scoring import modelling
 
     with ctx.stage("features"):
-        history = inputs.events.filter(inputs.events[TIMESTAMP] < windows.cutoff)
-        plan = plan_features(history, inputs.profiles, as_of=windows.cutoff,
-                             custom_events=inputs.custom_events,
-                             profile_attributes=ctx.config.profile_attributes)
+        plan = _plan(ctx, inputs, windows)
         data = training_set(ctx, inputs, windows, plan)
+        population = _scoring_population(ctx, inputs, windows)
     with ctx.stage("training"):
+        plan, data = screen_attributes(ctx, inputs, windows, plan, data, population)
         model, model_id = modelling.train(ctx, plan, data)
     with ctx.stage("scoring"):
-        population = eligible(inputs.events, inputs.profiles, inputs.population, windows.cutoff)
-        scored = int(population.count().execute())
-        ctx.counts["scored_profiles"] = scored
-        if scored == 0:
-            raise RunError(405, f"Nobody is eligible to score on {windows.as_of}: no profile "
-                                f"has qualifying events in the {inputs.population.lookback_days} "
-                                "days before it. Make sure the dataset is updated.")
         features = build_features(plan, inputs.events, inputs.profiles, population,
                                   anchor=windows.cutoff)
         outputs.write_features(ctx, features)
     outputs.score_and_explain(ctx, plan, model, model_id, windows)
+    _expected_versus_last_window(ctx)
     return model_id
+
+
+def _plan(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> FeaturePlan:
+    """Decide the features from history before the cutoff, within what every anchor can see."""
+    history = inputs.events.filter(inputs.events[TIMESTAMP] < windows.cutoff)
+    plan = plan_features(history, inputs.profiles, as_of=windows.cutoff,
+                         custom_events=inputs.custom_events,
+                         profile_attributes=ctx.config.profile_attributes,
+                         history_days=windows.history_days,
+                         calendar=windows.seasonal_anchor is not None)
+    ctx.notes.extend(_snapshot_notes(ctx, inputs))
+    return plan
+
+
+def _snapshot_notes(ctx: RunContext, inputs: RunInputs) -> list[str]:
+    """Say which attributes a snapshot cannot describe the past with, and how to include them."""
+    profiles, cfg = inputs.profiles, ctx.config
+    if profiles is None or profiles.shape != "snapshot":
+        return []
+    notes = []
+    asked = cfg.profile_attributes if cfg.profile_attributes is not None else profiles.attributes
+    left_out = [c for c in asked if not profiles.describes_the_past(c)]
+    if left_out:
+        notes.append(
+            f"Profile attributes {', '.join(left_out)} are left out of the model: profiles "
+            f"dataset '{cfg.datasets.profiles}' is a snapshot (one row per profile), so their "
+            "values at the past training windows are unknown, and today's values would carry "
+            "what customers did since. Declare the ones that never change in static_attributes "
+            f"(e.g. static_attributes: [{left_out[0]}]); for ones that change, ingest a history "
+            "(one row per profile per change, stamped updated_at).")
+    conditioned = sorted({c for cond in inputs.population.profile_conditions
+                          for c in cond.columns if not profiles.describes_the_past(c)})
+    if conditioned:
+        notes.append(
+            f"population.profile_conditions read {', '.join(conditioned)} from a snapshot: at "
+            "the past training windows, today's values decide who is in the population.")
+    return notes
+
+
+def _scoring_population(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> ir.Table:
+    """Who is scored at the cutoff, computed once (cached in the engine) for every later use."""
+    population = eligible(inputs.events, inputs.profiles, inputs.population,
+                          windows.cutoff).cache()
+    scored = int(population.count().execute())
+    ctx.counts["scored_profiles"] = scored
+    if scored == 0:
+        raise RunError(405, f"Nobody is eligible to score on {windows.as_of}: no profile meets "
+                            f"the population rule on that date ({ctx.config.population.in_words()})"
+                            " Make sure the dataset is updated.")
+    return population
 
 
 def training_set(
@@ -76,6 +127,7 @@ def training_set(
     ]
     per_anchor = [_label_counts(t) for t in labelled_anchors]
     _check_requirements(ctx, windows, per_anchor)
+    _record_goal_rates(ctx, windows, per_anchor)
     total = sum(n for n, _ in per_anchor)
     rate = min(1.0, ctx.config.max_training_rows / total)
     if rate < 1.0:
@@ -93,6 +145,7 @@ def training_set(
                        np.concatenate(holdout))
     if len(windows.anchors) == 1:
         data = _split_single_anchor(ctx, data)
+    _check_holdout(ctx, windows, data)
     ctx.counts["training_rows"] = int((~data.holdout).sum())
     ctx.counts["holdout_rows"] = int(data.holdout.sum())
     ctx.counts["features"] = len(plan.features)
@@ -142,6 +195,45 @@ def _check_requirements(
                  "broaden the goal.", detail=detail)
 
 
+def _check_holdout(ctx: RunContext, windows: RunWindows, data: TrainingSet) -> None:
+    """The holdout needs both outcomes: every metric and the calibration are measured on it."""
+    y = data.labels[data.holdout]
+    positives, rows = int(y.sum()), int(y.size)
+    ctx.counts.update({"holdout_positives": positives, "holdout_negatives": rows - positives})
+    if 0 < positives < rows:
+        return
+    which = "positive" if positives else "negative"
+    where = (f"the holdout window (from {windows.anchors[0]:%Y-%m-%d}, the newest)"
+             if len(windows.anchors) > 1 else "the holdout (a random share of the only window)")
+    raise RunError(413, f"Every one of the {rows:,} examples in {where} is {which}: the model "
+                        "cannot be measured or calibrated. Change the goal or the population, "
+                        "or pick another --as-of.",
+                   detail={"holdout_rows": rows, "holdout_positives": positives})
+
+
+def _record_goal_rates(
+    ctx: RunContext, windows: RunWindows, per_anchor: list[tuple[int, int]]
+) -> None:
+    """The goal rate of each training window, and a note when they differ widely."""
+    rates = [{"anchor": a.isoformat(), "rows": n, "positives": p, "rate": p / n if n else None}
+             for a, (n, p) in zip(windows.anchors, per_anchor)]
+    ctx.metrics["training_windows"] = rates
+    known = [r for r in rates if r["rate"] is not None]
+    if len(known) < 2:
+        return
+    low = min(known, key=lambda r: r["rate"])
+    high = max(known, key=lambda r: r["rate"])
+    if high["rate"] < RATE_SPREAD_RATIO * low["rate"]:
+        return
+    season = ("" if windows.seasonal_anchor else " With 13 months of history the window a year "
+              "before the score date would be used too, so the model could learn the season.")
+    ctx.notes.append(
+        f"Goal rates differ widely between training windows: {low['rate']:.1%} (from "
+        f"{low['anchor'][:10]}) to {high['rate']:.1%} (from {high['anchor'][:10]}); the holdout "
+        f"window had {known[0]['rate']:.1%}. Probabilities are levelled on the holdout window: "
+        "if the goal is seasonal, compare the expected count with what happens." + season)
+
+
 def _sample(table: ir.Table, rate: float) -> ir.Table:
     """Keep a stable share of profiles (the same profiles at every anchor)."""
     if rate >= 1.0:
@@ -170,25 +262,74 @@ def _split_single_anchor(ctx: RunContext, data: TrainingSet) -> TrainingSet:
     return TrainingSet(data.features, data.labels, holdout)
 
 
-def attribute_leaks(plan: FeaturePlan, data: TrainingSet) -> list[str]:
-    """Profile attributes that alone separate the classes almost perfectly (likely leakage)."""
-    from sklearn.metrics import roc_auc_score
+def screen_attributes(
+    ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan,
+    data: TrainingSet, population: ir.Table,
+) -> tuple[FeaturePlan, TrainingSet]:
+    """Leave out profile attributes that could only know the future, and say why.
 
-    leaks = []
-    for feature in plan.features:
-        if feature.family != "attribute" or feature.kind != "numeric":
-            continue
-        column = data.features[feature.id].to_numpy(dtype=float)
-        known = ~np.isnan(column)
-        if known.sum() < 10 or len(np.unique(data.labels[known])) < 2:
-            continue
-        auc = roc_auc_score(data.labels[known], column[known])
-        if max(auc, 1 - auc) >= ATTRIBUTE_LEAK_AUC:
-            leaks.append(f"Profile attribute '{feature.source}' alone predicts the label with "
-                         f"AUC {max(auc, 1 - auc):.3f}: it may be set by the goal itself "
-                         "(leakage). Consider removing it from profile_attributes.")
-    return leaks
+    An attribute goes when, on its own, its value or its missingness separates the classes at
+    the training windows (single-feature AUC ≥ ``LEAK_AUC``), or when it is missing much more
+    often at the training windows than at the score date (its values were written after them).
+    """
+    attributes = [f for f in plan.features if f.family == "attribute"]
+    if not attributes:
+        return plan, data
+    missing_now = _missing_at_cutoff(inputs, windows, population, attributes)
+    dropped = []
+    for feature in attributes:
+        column = data.features[feature.id]
+        auc = separation_auc(column, data.labels)
+        missing_then = float(column.isna().mean())
+        if auc >= LEAK_AUC:
+            dropped.append(feature.source)
+            ctx.notes.append(
+                f"Profile attribute '{feature.source}' is left out: on its own it predicts the "
+                f"goal with AUC {auc:.3f} at the training windows (its value or whether it is "
+                "missing), so it is most likely set by the goal itself or written after it.")
+        elif missing_then - missing_now[feature.source] > MISSING_SKEW:
+            dropped.append(feature.source)
+            ctx.notes.append(
+                f"Profile attribute '{feature.source}' is left out: it is missing for "
+                f"{missing_then:.0%} of the training examples but {missing_now[feature.source]:.0%}"
+                " of the profiles scored now, so its values were mostly written after the "
+                "training windows and its missingness would stand for the future.")
+    if not dropped:
+        return plan, data
+    kept = replace(plan, attributes=tuple(a for a in plan.attributes if a.column not in dropped))
+    kept = replace(kept, features=tuple(s.feature for s in feature_specs(kept)))
+    gone = [f.id for f in plan.features if f.id not in set(kept.ids)]
+    ctx.counts["features"] = len(kept.features)
+    return kept, data.without(gone)
 
 
-def holdout_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, Any]:
-    return evaluate(y, probability).to_dict()
+def _missing_at_cutoff(
+    inputs: RunInputs, windows: RunWindows, population: ir.Table, attributes: list
+) -> dict[str, float]:
+    """Share of the scored profiles with each attribute missing at the cutoff."""
+    current = inputs.profiles.at(windows.cutoff)
+    joined = population.left_join(current, PROFILE_ID)
+    counts = joined.aggregate(
+        _n=joined.count(),
+        **{f"m{i}": joined[f.source].isnull().sum() for i, f in enumerate(attributes)},
+    ).execute().iloc[0]
+    rows = max(int(counts["_n"]), 1)
+    return {f.source: int(counts[f"m{i}"]) / rows for i, f in enumerate(attributes)}
+
+
+def _expected_versus_last_window(ctx: RunContext) -> None:
+    """Expected goal count over the scored profiles next to the holdout window's actual count."""
+    scores = read_parquet(ctx.con, [ctx.folder / outputs.SCORES_FILE])
+    row = scores.aggregate(n=scores.count(), expected=scores.probability.sum()).execute().iloc[0]
+    last = ctx.metrics.get("training_windows", [{}])[0]
+    ctx.metrics["expected"] = {
+        "scored_profiles": int(row["n"]),
+        "expected_goal_profiles": float(row["expected"] or 0.0),
+        "expected_rate": float(row["expected"] or 0.0) / max(int(row["n"]), 1),
+        "last_window": {"anchor": last.get("anchor"), "rows": last.get("rows"),
+                        "goal_profiles": last.get("positives"), "rate": last.get("rate")},
+    }
+
+
+def holdout_metrics(y: np.ndarray, probability: np.ndarray, raw: np.ndarray) -> dict[str, Any]:
+    return evaluate(y, probability, ranking=raw).to_dict()

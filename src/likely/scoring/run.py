@@ -13,8 +13,8 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +22,13 @@ from likely.catalog import Catalog, utcnow
 from likely.conditions import Condition, combine, parse_condition
 from likely.config import InstanceConfig
 from likely.data.datasets import get_dataset, open_dataset
-from likely.data.schema import TIMESTAMP
+from likely.data.profiles import Profiles
 from likely.errors import LikelyError, RunError
-from likely.model.labels import GoalRule, PopulationRule
+from likely.model.labels import Exclusion, GoalRule, PopulationRule
 from likely.scoring import pipeline, records
 from likely.scoring.instances import Instance, outputs_dir
 from likely.scoring.records import FAILED, RUNNING, SUCCESS, SUPERSEDED, RunRecord
-from likely.scoring.windows import plan_windows
+from likely.scoring.windows import event_span, plan_windows
 from likely.storage import exclusive_lock, write_json
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class RunContext:
     run_id: str
     folder: Path
     progress: Progress | None = None
+    threads: int = 1  # for DuckDB and LightGBM alike
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +78,7 @@ class RunInputs:
     """The instance's data and rules, compiled against the datasets."""
 
     events: ir.Table
-    profiles: ir.Table | None
+    profiles: Profiles | None
     population: PopulationRule
     goal: GoalRule
     custom_events: dict[str, Condition]
@@ -91,6 +92,7 @@ def run_instance(
     *,
     as_of: date | None = None,
     progress: Progress | None = None,
+    threads: int = 1,
 ) -> RunRecord:
     """Run an instance at ``as_of`` (default: the newest event's date) and return its record.
 
@@ -102,7 +104,7 @@ def run_instance(
         _close_interrupted_runs(catalog, root, instance)
         run_id = f"run-{uuid.uuid4().hex[:12]}"
         folder = records.run_dir(root, instance.id, run_id)
-        ctx = RunContext(catalog, con, root, instance, run_id, folder, progress)
+        ctx = RunContext(catalog, con, root, instance, run_id, folder, progress, threads)
         with catalog.transaction():
             catalog.insert("runs", {"id": run_id, "instance_id": instance.id,
                                     "as_of": (as_of or date.min).isoformat(), "status": RUNNING,
@@ -134,8 +136,9 @@ def _close_interrupted_runs(catalog: Catalog, root: Path, instance: Instance) ->
 def _execute(ctx: RunContext, as_of: date | None) -> tuple[date, str]:
     with ctx.stage("prepare"):
         inputs = _compile_inputs(ctx)
-        first, last = _event_bounds(ctx, inputs.events)
-        windows = plan_windows(ctx.config, first, last, as_of)
+        windows = plan_windows(ctx.config, event_span(inputs.events), as_of)
+        if inputs.profiles is not None:  # static attributes are read up to the cutoff only
+            inputs = replace(inputs, profiles=replace(inputs.profiles, horizon=windows.cutoff))
         ctx.metrics["windows"] = windows.to_dict()
         ctx.notes.extend(windows.notes())
         with ctx.catalog.transaction():
@@ -150,8 +153,8 @@ def _compile_inputs(ctx: RunContext) -> RunInputs:
     schema = dict(events.schema().items())
     profiles = None
     if cfg.datasets.profiles:
-        profiles = open_dataset(ctx.con,
-                                get_dataset(ctx.catalog, ctx.root, cfg.datasets.profiles))
+        table = open_dataset(ctx.con, get_dataset(ctx.catalog, ctx.root, cfg.datasets.profiles))
+        profiles = Profiles.of(table, cfg.static_attributes)
     total = int(events.count().execute())
     ctx.counts["events"] = total
     if total == 0:
@@ -164,25 +167,25 @@ def _compile_inputs(ctx: RunContext) -> RunInputs:
         if kept == 0:
             raise RunError(411, f"No events left after the exclusions ({total:,} excluded). "
                                 "Check the exclusion conditions.")
-    profile_schema = dict(profiles.schema().items()) if profiles is not None else {}
+    profile_schema = {}
+    if profiles is not None:
+        profile_schema = {c: t for c, t in profiles.table.schema().items()
+                          if c in profiles.attributes}
     pop = cfg.population
     population = PopulationRule(
         conditions=tuple(parse_condition(c, schema) for c in pop.conditions),
         match=pop.match, lookback_days=pop.lookback_days,
         profile_conditions=tuple(parse_condition(c, profile_schema)
                                  for c in pop.profile_conditions),
+        exclusions=tuple(Exclusion(parse_condition(rule.condition, schema), rule.lookback_days)
+                         for rule in pop.exclude_if),
+        requires_activity=pop.requires_activity,
     )
     goal = GoalRule(conditions=tuple(parse_condition(c, schema) for c in cfg.goal.conditions),
                     match=cfg.goal.match, occurs=cfg.goal.occurs,
                     window_days=cfg.goal.window_days)
     custom = {name: parse_condition(text, schema) for name, text in cfg.custom_events.items()}
     return RunInputs(events, profiles, population, goal, custom)
-
-
-def _event_bounds(ctx: RunContext, events: ir.Table) -> tuple[datetime, datetime]:
-    bounds = events.aggregate(first=events[TIMESTAMP].min(),
-                              last=events[TIMESTAMP].max()).execute().iloc[0]
-    return bounds["first"].to_pydatetime(), bounds["last"].to_pydatetime()
 
 
 def _finish_success(ctx: RunContext, as_of: date, model_id: str) -> RunRecord:
