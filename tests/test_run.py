@@ -14,6 +14,7 @@ import subprocess
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,9 @@ def test_scores_have_every_contract_column(first_run):
     assert profile.num_rows == scores.num_rows
 
 
-def test_reason_codes_and_base_value_sum_to_the_raw_model_output(first_run):
+@pytest.fixture(scope="module")
+def explained(first_run):
+    """The first run's plan, stored scores and TreeSHAP recomputed on its features.parquet."""
     ws, run = first_run
     folder = run_dir(ws.path, run.instance_id, run.id)
     model = load_model(folder / "model")
@@ -128,22 +131,82 @@ def test_reason_codes_and_base_value_sum_to_the_raw_model_output(first_run):
     plan = FeaturePlan.from_dict(meta["config"]["plan"])
     features = pq.read_table(folder / "features.parquet")
     frame = arrow_frame(features.to_batches(max_chunksize=features.num_rows)[0], plan)
+    stored = {r["profile_id"]: r for r in pq.read_table(folder / "scores.parquet").to_pylist()}
+    ids = features.column("profile_id").to_pylist()
+    # each behaviour's contribution per profile, summed here from the plan's sources
     contrib = contributions(model, frame)
+    sources = sorted({f.source for f in plan.features})
+    members = {s: [i for i, f in enumerate(plan.features) if f.source == s] for s in sources}
+    sums = {s: contrib[:, members[s]].sum(axis=1) for s in sources}
+    return SimpleNamespace(model=model, plan=plan, frame=frame, contrib=contrib, ids=ids,
+                           stored=stored, members=members, sums=sums, run=run, ws=ws)
+
+
+def test_reason_codes_and_base_value_sum_to_the_raw_model_output(explained):
+    e = explained
+    model, frame, contrib = e.model, e.frame, e.contrib
     raw = model.predict_raw(frame)
     np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-6)
-    # the stored reason codes are exactly the largest of those contributions
-    ids = features.column("profile_id").to_pylist()
-    stored = {r["profile_id"]: r for r in pq.read_table(folder / "scores.parquet").to_pylist()}
-    for row in (0, len(ids) // 2, len(ids) - 1):
-        top = np.argsort(-np.abs(contrib[row, :-1]))[:5]
-        reasons = stored[ids[row]]["influential_factors"]
-        assert [f["factor"] for f in reasons] == [plan.features[i].id for i in top]
-        np.testing.assert_allclose([f["contribution"] for f in reasons], contrib[row, top],
-                                   rtol=1e-6)
-        assert stored[ids[row]]["probability"] == pytest.approx(
+    np.testing.assert_allclose(sum(e.sums.values()) + contrib[:, -1], raw, atol=1e-6)
+    stored = e.stored
+    for row in (0, len(e.ids) // 2, len(e.ids) - 1):
+        assert stored[e.ids[row]]["probability"] == pytest.approx(
             float(model.predict_proba(frame.iloc[[row]])[0]))
     # percentiles rank the model's raw output over everyone scored
-    assert [stored[i]["percentile"] for i in ids] == percentiles(raw).tolist()
+    assert [stored[i]["percentile"] for i in e.ids] == percentiles(raw).tolist()
+
+
+def test_reasons_are_the_largest_distinct_behaviours_each_the_sum_of_its_features(explained):
+    e = explained
+    by_id = {f.id: (i, f) for i, f in enumerate(e.plan.features)}
+    fewer = 0
+    for row, profile in enumerate(e.ids):
+        reasons = e.stored[profile]["influential_factors"]
+        sources = [by_id[r["factor"]][1].source for r in reasons]
+        assert len(set(sources)) == len(sources)  # distinct behaviours
+        for reason, source in zip(reasons, sources, strict=True):
+            index, feature = by_id[reason["factor"]]
+            assert reason["behaviour"] == feature.behaviour
+            assert reason["contribution"] == pytest.approx(e.sums[source][row], abs=1e-9)
+            assert abs(reason["contribution"]) >= 1e-12  # zero is no reason
+            assert reason["direction"] == ("+" if reason["contribution"] > 0 else "-")
+            # told through the behaviour's strongest feature for this profile, with its value
+            strongest = np.abs(e.contrib[row, e.members[source]]).max()
+            assert abs(reason["factor_contribution"]) == pytest.approx(strongest, abs=1e-12)
+            assert reason["factor_contribution"] == pytest.approx(e.contrib[row, index])
+            value = e.frame.iloc[row, index]
+            if pd.isna(value):
+                assert reason["value"] is None
+            elif feature.kind == "numeric":
+                assert float(reason["value"]) == pytest.approx(value, rel=1e-3)
+            else:
+                assert reason["value"] == str(value)
+        # and they are the largest behaviours, strongest first
+        everything = sorted((abs(s[row]) for s in e.sums.values()), reverse=True)
+        expected = [m for m in everything[:5] if m >= 1e-12]
+        np.testing.assert_allclose([abs(r["contribution"]) for r in reasons], expected,
+                                   atol=1e-9)
+        fewer += len(reasons) < 5
+    assert fewer < len(e.ids)
+
+
+def test_importance_labels_use_one_yardstick_monotone_in_every_profile(explained):
+    e = explained
+    reference = max(np.abs(s).mean() for s in e.sums.values())
+    assert e.run.metrics["importance_reference"] == pytest.approx(reference)
+    rank = {"low": 0, "medium": 1, "high": 2}
+    seen = set()
+    for profile in e.ids:
+        reasons = e.stored[profile]["influential_factors"]
+        for reason in reasons:
+            ratio = abs(reason["contribution"]) / reference
+            if min(abs(ratio - 0.5), abs(ratio - 0.1)) > 1e-9:  # not on a cut-off
+                expected = "high" if ratio >= 0.5 else "medium" if ratio >= 0.1 else "low"
+                assert reason["importance"] == expected
+            seen.add(reason["importance"])
+        labels = [rank[r["importance"]] for r in reasons]
+        assert labels == sorted(labels, reverse=True)  # never above a stronger reason
+    assert {"high", "medium"} <= seen
 
 
 def test_model_file_carries_config_features_and_hash(first_run):
@@ -172,11 +235,31 @@ def test_global_factors_rank_by_mean_abs_shap_with_bucket_distributions(first_ru
         assert 0 <= bucket["coverage_pct"] <= 100
     assert all("by_bucket" in f for f in factors[:10])
     assert not any("by_bucket" in f for f in factors[10:])
-    sources = ws.factors("buyers")["sources"]
-    assert sum(s["factors"] for s in sources) == len(factors)
-    assert sum(s["mean_abs_shap"] for s in sources) == pytest.approx(sum(means))
-    assert [s["mean_abs_shap"] for s in sources] == sorted((s["mean_abs_shap"] for s in sources),
-                                                          reverse=True)
+    assert sum(s["factors"] for s in ws.factors("buyers")["sources"]) == len(factors)
+
+
+def test_behaviour_weights_are_the_mean_absolute_sum_of_their_features(explained):
+    e = explained
+    document = e.ws.factors("buyers")
+    sources = document["sources"]
+    weight = {s: float(np.abs(v).mean()) for s, v in e.sums.items()}
+    assert [s["source"] for s in sources] == sorted(weight, key=lambda s: -weight[s])
+    feature_weight = {f["factor"]: f["mean_abs_shap"] for f in document["factors"]}
+    behaviour = {f.source: f.behaviour for f in e.plan.features}
+    for entry in sources:
+        source = entry["source"]
+        assert entry["mean_abs_shap"] == pytest.approx(weight[source], rel=1e-9, abs=1e-12)
+        assert entry["name"] == behaviour[source]
+        assert entry["factors"] == len(e.members[source])
+        assert entry["share_pct"] == pytest.approx(100 * weight[source] / sum(weight.values()),
+                                                   abs=0.01)
+        ids = [e.plan.features[i].id for i in e.members[source]]
+        ranked = sorted(ids, key=lambda i: -feature_weight[i])
+        assert [feature_weight[i] for i in entry["top_factors"]] == [
+            feature_weight[i] for i in ranked[:5]]
+        # |sum| never exceeds the sum of |parts|: the old per-feature total overstated
+        assert entry["mean_abs_shap"] <= sum(feature_weight[i] for i in ids) + 1e-12
+    assert sum(s["share_pct"] for s in sources) == pytest.approx(100, abs=0.1)
 
 
 def test_explain_and_scores_read_the_current_run(first_run):

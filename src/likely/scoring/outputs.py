@@ -124,13 +124,13 @@ class BehaviourWeights:
 
 
 def _scores_table(
-    ctx: RunContext, ids: list, probability: np.ndarray, raw: np.ndarray, codes: list | None,
-    model_id: str, windows: RunWindows,
+    ctx: RunContext, ids: list, probability: np.ndarray, raw: np.ndarray,
+    codes: pa.Array | None, model_id: str, windows: RunWindows,
 ) -> pa.Table:
     score, reference = relative_scores(probability)
     ctx.metrics["score_reference_probability"] = reference
     n = len(probability)
-    factors = pa.concat_arrays(codes) if codes else pa.nulls(n, pa.list_(FACTOR_TYPE))
+    factors = codes if codes is not None else pa.nulls(n, pa.list_(FACTOR_TYPE))
     return pa.table({
         PROFILE_ID: pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
         "score_date": pa.array([windows.as_of] * n, pa.date32()),
