@@ -53,6 +53,19 @@ def test_usage_error_exits_non_zero(tmp_path, capsys):
     assert code == 2
 
 
+def test_help_shows_argument_names_and_flags_without_a_value(capsys):
+    for command in (["run"], ["runs", "show"], ["datasets", "ingest"], ["factors"], []):
+        code, out, _ = run(capsys, *command, "--help")
+        assert code == 0 and "--help" in out
+        assert "{" not in out and "<bool>" not in out, out
+    code, out, _ = run(capsys, "run", "--help")
+    assert "likely run [OPTIONS] NAME" in out and "--json" in out
+    code, out, _ = run(capsys, "runs", "show", "--help")
+    assert "likely runs show [OPTIONS] NAME [RUN_ID]" in out
+    code, out, _ = run(capsys, "factors", "--help")
+    assert "likely factors [OPTIONS] NAME" in out and "--top" in out and "<int>" in out
+
+
 INSTANCE_YAML = """\
 name: buyers
 datasets: {events: events, profiles: profiles}
@@ -92,7 +105,7 @@ def test_instances_and_runs_from_the_command_line(demo_workspace, tmp_path, caps
     assert listed["buyers-14d"]["config"]["min_positives"] == 150
 
     code, out, _ = run(capsys, "run", "buyers", "-w", ws)
-    assert code == 0 and "success" in out and "holdout AUC" in out and "top factors" in out
+    assert code == 0 and "success" in out and "holdout AUC" in out and "top behaviours" in out
     code, out, _ = run(capsys, "runs", "list", "buyers", "-w", ws, "--json")
     runs = json.loads(out)
     assert [r["status"] for r in runs] == ["success"]
@@ -100,11 +113,30 @@ def test_instances_and_runs_from_the_command_line(demo_workspace, tmp_path, caps
     assert json.loads(out)["metrics"]["holdout"]["auc"] > 0.65
     code, out, _ = run(capsys, "runs", "show", "buyers", "-w", ws)
     assert code == 0 and "top-10% lift" in out and "leaves x" in out and "first = holdout" in out
+    buckets = runs[0]["counts"]["buckets"]
+    assert " · ".join(f"{b} {n:,}" for b, n in buckets.items()) in out and "{'" not in out
     code, out, _ = run(capsys, "scores", "buyers", "--top", "3", "-w", ws, "--json")
     top = json.loads(out)
     assert len(top) == 3 and top[0]["probability"] >= top[2]["probability"]
     code, out, _ = run(capsys, "explain", "buyers", top[0]["profile_id"], "-w", ws, "--json")
     assert json.loads(out)["profile"]["influential_factors"]
+    code, out, _ = run(capsys, "scores", "buyers", "--top", "5000", "-w", ws, "--json")
+    missing = next(r for r in json.loads(out)
+                   if any(f["value"] is None for f in r["influential_factors"]))
+    code, out, _ = run(capsys, "explain", "buyers", missing["profile_id"], "-w", ws)
+    assert code == 0 and "None" not in out and "│ -" in out
+    assert all(f["behaviour"] in out for f in missing["influential_factors"])
+
+    code, out, _ = run(capsys, "factors", "buyers", "-w", ws, "--json")
+    document = json.loads(out)
+    sources = document["sources"]
+    assert document["factors"] and sources[0]["share_pct"] >= sources[-1]["share_pct"]
+    code, out, _ = run(capsys, "factors", "buyers", "--top", "3", "-w", ws)
+    assert code == 0 and "behaviour" in out and "share" in out
+    for entry in sources[:3]:
+        assert entry["name"] in out and f"{entry['share_pct']:.1f}%" in out
+        assert f"{entry['mean_abs_shap']:.3f}" in out
+    assert sources[3]["name"] not in out
     code, out, _ = run(capsys, "export", "buyers", "--format", "csv", "--out",
                        str(tmp_path / "s.csv"), "-w", ws)
     assert code == 0 and (tmp_path / "s.csv").read_text().startswith("profile_id,")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from likely.cli import datasets, demo, instances, runs
-from likely.cli.common import console, err_console
+from likely.cli.common import PlainGroup, console, err_console, plain_help
 from likely.errors import LikelyError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     help="likely: who will likely buy or churn, why, and what they are worth.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=PlainGroup,
 )
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(instances.app, name="instances")
@@ -26,6 +27,7 @@ app.command("demo-data")(demo.demo_data)
 app.command("run")(runs.run)
 app.command("scores")(runs.scores)
 app.command("explain")(runs.explain)
+app.command("factors")(runs.factors)
 app.command("export")(runs.export)
 
 
@@ -40,6 +42,9 @@ def init(path: Annotated[Path | None, typer.Argument(help="Folder (default ./lik
 
     ws = Workspace.create(path)
     console.print(f"Workspace ready at [bold]{ws.path}[/]")
+
+
+plain_help(app)  # after every command is registered: NAME, not {name}; flags without <bool>
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""`likely run`, `likely runs ...`, `likely scores`, `likely explain`, `likely export`."""
+"""`likely run`, `likely runs ...`, `likely scores`, `likely explain`, `likely factors`,
+`likely export`."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from likely.cli.common import (
     JsonOption,
     WorkspaceOption,
     console,
+    fmt_buckets,
     fmt_count,
+    fmt_value,
     open_workspace,
     print_json,
     progress_bar,
 )
+from likely.features.plan import behaviour_words
 
 runs_app = typer.Typer(help="Runs of an instance.", no_args_is_help=True)
 
@@ -48,10 +52,11 @@ def _print_summary(ws, name: str, record) -> None:
     console.print(f"  holdout AUC {holdout.get('auc', 0):.3f}, PR-AUC "
                   f"{holdout.get('pr_auc', 0):.3f}, ECE {holdout.get('ece', 0):.3f}; "
                   f"scored {fmt_count(record.counts.get('scored_profiles', 0))} profiles")
-    buckets = record.counts.get("buckets", {})
-    console.print("  buckets: " + ", ".join(f"{b} {fmt_count(n)}" for b, n in buckets.items()))
-    top = ws.factors(name)["factors"][:5]
-    console.print("  top factors: " + "; ".join(f["name"] for f in top))
+    console.print(f"  buckets: {fmt_buckets(record.counts.get('buckets', {}))}")
+    top = _behaviours(ws.factors(name))[:5]
+    console.print("  top behaviours (share of mean |contribution|): " + "; ".join(
+        f"{b['name']} {b['share_pct']:.0f}% ({b['mean_abs_shap']:.3f})" for b in top))
+    console.print(f"  more: likely factors {name}")
     for note in record.notes:
         console.print(f"  [yellow]note:[/] {note}")
     console.print(f"  outputs: {ws.path / 'runs' / record.instance_id / record.id}")
@@ -97,7 +102,8 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
     for stage, seconds in record.timings.items():
         table.add_row(f"time: {stage}", f"{seconds:.2f}s")
     for key, value in record.counts.items():
-        table.add_row(f"count: {key}", fmt_count(value))
+        table.add_row(f"count: {key}", fmt_buckets(value) if isinstance(value, dict)
+                      else fmt_count(value))
     holdout = record.metrics.get("holdout", {})
     for key in ("auc", "pr_auc", "brier", "log_loss", "ece"):
         if key in holdout:
@@ -131,8 +137,8 @@ def scores(
     table = Table("profile", "score", "percentile", "bucket", "probability", "top factor")
     for r in rows:
         factor = (r["influential_factors"] or [None])[0]
-        reason = (f"{factor['name']} = {factor['value'] if factor['value'] is not None else '-'}"
-                  f" ({factor['direction']})") if factor else "-"
+        reason = (f"{factor['name']} = {fmt_value(factor['value'])} ({factor['direction']})"
+                  if factor else "-")
         table.add_row(r["profile_id"], f"{r['score']:.1f}", str(r["percentile"]), r["bucket"],
                       f"{r['probability']:.3f}", reason)
     console.print(table)
@@ -151,14 +157,52 @@ def explain(name: str, profile_id: str, workspace: WorkspaceOption = None,
     console.print(f"Profile [bold]{profile_id}[/]: score {p['score']:.1f} ({p['bucket']}), "
                   f"percentile {p['percentile']}, probability {p['probability']:.3f} "
                   f"as of {p['score_date']}")
-    table = Table("factor", "value", "effect", "importance")
+    table = Table("behaviour", "strongest factor", "value", "effect", "importance")
     for f in p["influential_factors"] or []:
         effect = "raises" if f["direction"] == "+" else "lowers"
-        table.add_row(f["name"], str(f["value"]), effect, f["importance"])
+        table.add_row(f.get("behaviour") or "-", f["name"], fmt_value(f["value"]), effect,
+                      f["importance"])
     console.print(table)
     if len(result["history"]) > 1:
         console.print("Score history: " + ", ".join(
             f"{h['score_date']} {h['score']:.0f} ({h['bucket']})" for h in result["history"]))
+
+
+def factors(
+    name: str,
+    top: Annotated[int, typer.Option(help="Show the N weightiest behaviours.")] = 10,
+    workspace: WorkspaceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """What moves the scores: behaviours by weight, each with its strongest factors.
+
+    A behaviour's weight is the mean, over the scored profiles, of |the sum of its factors'
+    contributions| (log-odds); share is its part of all behaviours' weights.
+
+    Example: likely factors buyers --top 5
+    """
+    document = open_workspace(workspace).factors(name)
+    if json:
+        return print_json(document)
+    weight = {f["factor"]: f for f in document["factors"]}
+    table = Table(title=f"What moves '{name}' scores (run {document['generated_for']})")
+    table.add_column("behaviour", no_wrap=True)
+    table.add_column("weight", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
+    table.add_column("strongest factors (weight)")
+    for b in _behaviours(document)[:top]:
+        strongest = [weight[f] for f in b["top_factors"][:3] if f in weight]
+        table.add_row(b["name"], f"{b['mean_abs_shap']:.3f}", f"{b['share_pct']:.1f}%",
+                      "\n".join(f"{f['name']} ({f['mean_abs_shap']:.3f})" for f in strongest))
+    console.print(table)
+
+
+def _behaviours(document: dict) -> list[dict]:
+    """factors.json ``sources``, completed for runs written before they had names and shares."""
+    sources = document.get("sources", [])
+    total = sum(s["mean_abs_shap"] for s in sources) or 1.0
+    return [{"name": behaviour_words(s["source"]), "top_factors": [],
+             "share_pct": 100 * s["mean_abs_shap"] / total, **s} for s in sources]
 
 
 def export(
