@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,7 @@ def test_instances_and_runs_from_the_command_line(demo_workspace, tmp_path, caps
 
     code, out, _ = run(capsys, "run", "buyers", "-w", ws)
     assert code == 0 and "success" in out and "holdout AUC" in out and "top behaviours" in out
+    summary = out
     code, out, _ = run(capsys, "runs", "list", "buyers", "-w", ws, "--json")
     runs = json.loads(out)
     assert [r["status"] for r in runs] == ["success"]
@@ -137,6 +139,9 @@ def test_instances_and_runs_from_the_command_line(demo_workspace, tmp_path, caps
         assert entry["name"] in out and f"{entry['share_pct']:.1f}%" in out
         assert f"{entry['mean_abs_shap']:.3f}" in out
     assert sources[3]["name"] not in out
+    top = sources[0]
+    assert re.search(rf"{top['name']} +{top['mean_abs_shap']:.3f} +{top['share_pct']:.1f}%",
+                     summary)
     code, out, _ = run(capsys, "export", "buyers", "--format", "csv", "--out",
                        str(tmp_path / "s.csv"), "-w", ws)
     assert code == 0 and (tmp_path / "s.csv").read_text().startswith("profile_id,")

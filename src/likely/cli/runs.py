@@ -54,8 +54,11 @@ def _print_summary(ws, name: str, record) -> None:
                   f"scored {fmt_count(record.counts.get('scored_profiles', 0))} profiles")
     console.print(f"  buckets: {fmt_buckets(record.counts.get('buckets', {}))}")
     top = _behaviours(ws.factors(name))[:5]
-    console.print("  top behaviours (share of mean |contribution|): " + "; ".join(
-        f"{b['name']} {b['share_pct']:.0f}% ({b['mean_abs_shap']:.3f})" for b in top))
+    width = max((len(b["name"]) for b in top), default=0)
+    console.print("  top behaviours (weight = mean |contribution| in log-odds, share):")
+    for b in top:
+        console.print(f"    {b['name']:<{width}}  {b['mean_abs_shap']:.3f}  {b['share_pct']:4.1f}%",
+                      markup=False, highlight=False)
     console.print(f"  more: likely factors {name}")
     for note in record.notes:
         console.print(f"  [yellow]note:[/] {note}")
