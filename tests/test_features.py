@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from likely.conditions import parse_condition
+from likely.data.profiles import Profiles
 from likely.engine import connect
 from likely.errors import ConfigError, DataError
 from likely.features import (
@@ -139,7 +140,8 @@ def data(con, tmp_path_factory):
     folder = tmp_path_factory.mktemp("features")
     events_df, profiles_df = _events(), _profiles()
     events = con.read_parquet(_write(events_df, folder / "events.parquet"))
-    profiles = con.read_parquet(_write(profiles_df, folder / "profiles.parquet"))
+    profiles = Profiles.of(con.read_parquet(_write(profiles_df, folder / "profiles.parquet")))
+    assert profiles.shape == "history"
     population = ibis.memtable({"profile_id": POPULATION})
     return {"events": events, "profiles": profiles, "population": population,
             "events_df": events_df, "profiles_df": profiles_df, "folder": folder}
@@ -173,12 +175,21 @@ def _days(anchor: datetime, moment) -> float:
 
 
 def _profile_row(profiles: pd.DataFrame, pid: str, anchor: datetime) -> dict | None:
+    """The version stamped last before the anchor (unstamped = from the start); dates not yet
+    reached at the anchor read as missing."""
     rows = profiles[profiles["profile_id"] == pid]
     stamped = rows[rows["updated_at"].notna() & (rows["updated_at"] < anchor)]
-    if len(stamped):
-        return stamped.sort_values("updated_at").iloc[-1].to_dict()
     timeless = rows[rows["updated_at"].isna()]
-    return timeless.iloc[0].to_dict() if len(timeless) else None
+    pick = (stamped.sort_values("updated_at").iloc[-1] if len(stamped)
+            else timeless.iloc[0] if len(timeless) else None)
+    if pick is None:
+        return None
+    row = pick.to_dict()
+    for column in ("signup_date", "last_login"):
+        moment = row[column]
+        if moment is not None and not pd.isna(moment) and pd.Timestamp(moment) >= anchor:
+            row[column] = None
+    return row
 
 
 def _brute_value(spec, plan, mine: pd.DataFrame, profile: dict | None, anchor: datetime):
@@ -297,7 +308,8 @@ def test_future_rows_change_nothing(data, con):
     future_profiles["email_opt_in"] = future_profiles["email_opt_in"].astype("boolean")
     folder = data["folder"]
     events = con.read_parquet(_write(future_events, folder / "future_events.parquet"))
-    profiles = con.read_parquet(_write(future_profiles, folder / "future_profiles.parquet"))
+    profiles = Profiles.of(con.read_parquet(_write(future_profiles,
+                                                   folder / "future_profiles.parquet")))
     after = _built(plan, data, A2, events=events, profiles=profiles)
     pd.testing.assert_frame_equal(before, after)
     assert not before.equals(_built(plan, data, A2 + timedelta(seconds=2), events, profiles))
@@ -413,7 +425,8 @@ def test_timeless_profiles_duplicates_and_aware_anchor():
                                      "2025-06-01 00:00"]).astype("datetime64[us]"),
         "event_type": ["x", "x", "x"],
     }))
-    profiles = ibis.memtable({"profile_id": ["a", "b"], "tier": ["gold", "silver"]})
+    profiles = Profiles.of(ibis.memtable({"profile_id": ["a", "b"], "tier": ["gold", "silver"]}),
+                           static={"tier"})
     population = ibis.memtable({"profile_id": ["a", "b", "a"]})
     aware = datetime.fromisoformat("2025-06-01T02:00:00+02:00")  # = A1 in UTC
     plan = plan_features(events, profiles, as_of=aware)
@@ -466,3 +479,41 @@ def test_one_event_type_gets_no_repeated_all_events_features():
     assert frame["count_365d.buy"].tolist() == [2.0, 1.0]
     with_null = only.assign(event_type=["buy", "buy", None])
     assert plan_features(ibis.memtable(with_null), as_of=A1).activity
+
+
+def test_windows_and_tenure_stop_at_what_the_oldest_anchor_can_see(data):
+    """With 60 days before the oldest anchor: no 90/365-day windows, 30-day active days and
+    shares, no trend, and "days since first/last" capped at 60 (older means "60 or more")."""
+    plan = _plan(data, history_days=60)
+    windows = {f.window_days for f in plan.features if f.window_days}
+    assert windows == {7, 30}
+    assert not [f for f in plan.features if f.family == "trend"]
+    assert "active_days_30d.commerce_purchases" in plan.ids
+    assert FeaturePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    built = _built(plan, data, A1).set_index("profile_id")
+    uncapped = _built(_plan(data), data, A1).set_index("profile_id")
+    for fid in ("days_since_first.all_events", "days_since_last.commerce_purchases"):
+        expected = uncapped[fid].clip(upper=60)  # NaN (never) stays NaN
+        pd.testing.assert_series_equal(built[fid], expected, check_names=False)
+        assert uncapped[fid].max() > 60
+    counts = _built(plan, data, A1).set_index("profile_id")["active_days_30d.commerce_purchases"]
+    mine = data["events_df"]
+    recent = mine[(mine.timestamp >= A1 - 30 * DAY) & (mine.timestamp < A1)
+                  & (mine.event_type == PURCHASE)]
+    assert counts.to_dict() == {p: float(recent[recent.profile_id == p].timestamp.dt.date
+                                         .nunique()) for p in POPULATION}
+
+
+def test_the_calendar_feature_is_the_anchor_month(data):
+    plan = _plan(data, calendar=True)
+    assert plan.feature("calendar.month").behaviour == "season"
+    assert set(_built(plan, data, A1)["calendar.month"]) == {6.0}
+    assert set(_built(plan, data, A2)["calendar.month"]) == {4.0}
+
+
+def test_event_ids_never_become_features():
+    events = ibis.memtable(pd.DataFrame({
+        "profile_id": ["a", "a", "b"], "event_id": ["o1", "o2", "o3"],
+        "timestamp": pd.to_datetime(["2025-05-01", "2025-05-02", "2025-05-03"]),
+        "event_type": ["buy", "view", "buy"]}))
+    assert not [f for f in plan_features(events, as_of=A1).features if f.source == "event_id"]

@@ -1,15 +1,11 @@
-"""Score, percentile, bucket, reasons (behaviours, importance), and the run windows."""
+"""Score, percentile, bucket and reasons (behaviours, importance)."""
 
 from __future__ import annotations
-
-from datetime import date, datetime
 
 import numpy as np
 import pytest
 
-from likely.config import parse_instance_config
 from likely.data.schema import CART_ADD, PRODUCT_VIEW, VALUE
-from likely.errors import RunError
 from likely.features.plan import FeatureDef
 from likely.scoring.scores import (
     Behaviours,
@@ -21,7 +17,6 @@ from likely.scoring.scores import (
     relative_scores,
     top_reasons,
 )
-from likely.scoring.windows import plan_windows
 
 
 def test_score_is_relative_to_the_99th_percentile_and_capped():
@@ -121,40 +116,3 @@ def test_importance_is_one_yardstick_monotone_in_the_contribution():
     assert (np.diff(scale.levels(magnitudes)) >= 0).all()
     assert ImportanceScale.from_mean_abs([0.0, 0.0]).labels(np.array([1.0])).tolist() == ["low"]
     assert ImportanceScale.from_mean_abs([]).reference == 0.0
-
-
-CONFIG = {"name": "x", "datasets": {"events": "e"},
-          "goal": {"conditions": ["event_type = 'buy'"], "window_days": 30}}
-
-
-def test_windows_step_back_one_outcome_window_at_a_time():
-    cfg = parse_instance_config(CONFIG)
-    w = plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None)
-    assert w.as_of == date(2025, 6, 29) and w.cutoff == datetime(2025, 6, 30)
-    assert w.anchors[0] == datetime(2025, 5, 31) and len(w.anchors) == 5
-    assert all((a - b).days == 30 for a, b in zip(w.anchors, w.anchors[1:], strict=False))
-    assert (w.anchors[-1] - datetime(2025, 1, 1)).days == 30  # 30 days of history at least
-    assert w.short_lookback == (w.anchors[-1],)  # less than the 45-day lookback there
-    cfg = parse_instance_config({**CONFIG, "population": {"lookback_days": 30}})
-    assert plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None).notes() == []
-
-
-def test_a_lookback_longer_than_the_data_keeps_anchors_and_says_so():
-    cfg = parse_instance_config({**CONFIG, "population": {"lookback_days": 365}})
-    w = plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 6, 29, 18), None)
-    assert len(w.anchors) == 5 and (w.anchors[-1] - datetime(2025, 1, 1)).days >= 30
-    assert w.short_lookback == w.anchors
-    assert "reaches before the data starts (2025-01-01)" in w.notes()[0]
-
-
-def test_not_enough_history_is_error_407_with_the_numbers():
-    cfg = parse_instance_config(CONFIG)
-    with pytest.raises(RunError, match=r"\[407\] Not enough history: 50 days available .* 60 "
-                                       r"required \(30 days of history \+ outcome window 30\)"):
-        plan_windows(cfg, datetime(2025, 1, 1), datetime(2025, 2, 19, 12), None)
-
-
-def test_no_recent_data_is_error_408():
-    cfg = parse_instance_config(CONFIG)
-    with pytest.raises(RunError, match=r"\[408\] No recent data"):
-        plan_windows(cfg, datetime(2024, 1, 1), datetime(2024, 6, 1), date(2024, 12, 31))

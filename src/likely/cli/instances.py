@@ -88,8 +88,11 @@ def show(name: str, workspace: WorkspaceOption = None, json: JsonOption = False)
     instance = open_workspace(workspace).instance(name)
     if json:
         return print_json(instance.to_dict())
+    config = instance.config
     console.print(f"[bold]{instance.name}[/] ({instance.id}), created {instance.created_at}")
-    console.print(yaml.safe_dump(instance.config.to_dict(), sort_keys=False))
+    console.print(f"[bold]Goal:[/] {config.goal.in_words()}", highlight=False)
+    console.print(f"[bold]Who:[/] {config.population.in_words()}", highlight=False)
+    console.print(yaml.safe_dump(config.to_dict(), sort_keys=False), highlight=False)
 
 
 @app.command("edit")

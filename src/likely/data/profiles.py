@@ -138,6 +138,6 @@ def _known_at(value: ir.Value, moment: datetime) -> ir.Value:
     dtype = value.type()
     if dtype.is_timestamp():
         return ibis.ifelse(value < moment, value, ibis.null(dtype))
-    if dtype.is_date():
-        return ibis.ifelse(value < moment.date(), value, ibis.null(dtype))
+    if dtype.is_date():  # a date means its midnight
+        return ibis.ifelse(value.cast("timestamp") < moment, value, ibis.null(dtype))
     return value

@@ -50,7 +50,7 @@ import ibis
 from likely.conditions import Condition
 from likely.data import schema
 from likely.data.profiles import Profiles
-from likely.data.schema import EVENT_TYPE, PROFILE_ID, TIMESTAMP, UPDATED_AT, VALUE
+from likely.data.schema import EVENT_ID, EVENT_TYPE, PROFILE_ID, TIMESTAMP, UPDATED_AT, VALUE
 from likely.errors import ConfigError, DataError, did_you_mean
 
 if TYPE_CHECKING:
@@ -316,7 +316,7 @@ def _top_event_types(history: ir.Table, limit: int) -> tuple[str, ...]:
 
 
 def _candidate_columns(history: ir.Table, excluded: set[str]) -> list[str]:
-    reserved = {PROFILE_ID, TIMESTAMP, EVENT_TYPE, VALUE, UPDATED_AT}
+    reserved = {PROFILE_ID, TIMESTAMP, EVENT_TYPE, VALUE, UPDATED_AT, EVENT_ID}
     return [c for c, t in history.schema().items()
             if t.is_string() and c not in reserved and c not in excluded]
 

@@ -37,7 +37,6 @@ MIN_HISTORY_DAYS = 30
 PREFERRED_HISTORY_DAYS = 90  # room for the 90-day features
 MIN_ANCHORS_FOR_PREFERRED = 3
 MAX_DAYS_BACK = 365
-SEASON_DAYS = 365
 PARTIAL_DAY_SHARE = 0.5  # a last day below half its usual count is partial...
 PARTIAL_DAY_MIN_USUAL = 10  # ...when the usual count is big enough to tell
 PARTIAL_DAY_WEEKS = 4
@@ -218,8 +217,16 @@ def _stepped(cutoff: datetime, first_day: date, window: int, max_anchors: int,
 
 def _seasonal_anchor(cutoff: datetime, first_day: date,
                      anchors: tuple[datetime, ...]) -> datetime | None:
-    """The anchor a year before the cutoff, when 13 months of data reach it."""
-    anchor = cutoff - timedelta(days=SEASON_DAYS)
+    """The anchor a calendar year before the cutoff, when 13 months of data reach it."""
+    anchor = _year_before(cutoff)
     if anchor in anchors or (anchor.date() - first_day).days < MIN_HISTORY_DAYS:
         return None
     return anchor
+
+
+def _year_before(moment: datetime) -> datetime:
+    """The same calendar day a year earlier (29 February becomes the 28th)."""
+    try:
+        return moment.replace(year=moment.year - 1)
+    except ValueError:
+        return moment.replace(year=moment.year - 1, day=28)
