@@ -130,11 +130,14 @@ def test_identical_runs_with_tied_profile_versions_give_identical_outputs(sim, t
     """A history whose versions tie on updated_at: one version is picked, the same every time."""
     _, data = sim
     people = pq.read_table(data.profiles_path).to_pandas()
-    start = pd.Timestamp(data.start)
+    start, rng, n = pd.Timestamp(data.start), np.random.default_rng(5), len(people)
+    later = start + pd.Timedelta(days=60)
     versions = pd.concat([
-        people.assign(updated_at=start, segment="new"),
-        people.assign(updated_at=start + pd.Timedelta(days=60), segment="warm"),
-        people.assign(updated_at=start + pd.Timedelta(days=60), segment="hot"),  # tied
+        people.assign(updated_at=start, segment="new", visits=0),
+        people.assign(updated_at=later, segment=rng.choice(["a", "b"], n),
+                      visits=rng.poisson(3, n)),
+        people.assign(updated_at=later, segment=rng.choice(["c", "d"], n),  # tied with the above
+                      visits=rng.poisson(3, n)),
     ])
     path = tmp_path / "history.parquet"
     versions.sample(frac=1.0, random_state=1).to_parquet(path, index=False)
