@@ -23,6 +23,7 @@ from likely.conditions import Condition, combine, parse_condition
 from likely.config import InstanceConfig
 from likely.data.datasets import get_dataset, open_dataset
 from likely.data.profiles import Profiles
+from likely.data.quality import id_overlap
 from likely.errors import LikelyError, RunError
 from likely.model.labels import Exclusion, GoalRule, PopulationRule
 from likely.scoring import pipeline, records
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ibis.backends import BaseBackend
 
 Progress = Callable[[str, int, int], None]
+MIN_ID_OVERLAP = 0.5  # below this share of event profiles found in the profiles: a note
 
 
 @dataclass
@@ -141,6 +143,7 @@ def _execute(ctx: RunContext, as_of: date | None) -> tuple[date, str]:
             inputs = replace(inputs, profiles=replace(inputs.profiles, horizon=windows.cutoff))
         ctx.metrics["windows"] = windows.to_dict()
         ctx.notes.extend(windows.notes())
+        _check_profile_ids(ctx, inputs)
         with ctx.catalog.transaction():
             ctx.catalog.update("runs", "id", ctx.run_id, {"as_of": windows.as_of.isoformat()})
     model_id = pipeline.train_and_score(ctx, inputs, windows)
@@ -186,6 +189,20 @@ def _compile_inputs(ctx: RunContext) -> RunInputs:
                     window_days=cfg.goal.window_days)
     custom = {name: parse_condition(text, schema) for name, text in cfg.custom_events.items()}
     return RunInputs(events, profiles, population, goal, custom)
+
+
+def _check_profile_ids(ctx: RunContext, inputs: RunInputs) -> None:
+    """Say so when the events' and the profiles' ids barely overlap (two id namespaces)."""
+    if inputs.profiles is None:
+        return
+    overlap = id_overlap(inputs.events, inputs.profiles.table)
+    ctx.counts["profiles_matched"] = overlap["matched"]
+    if overlap["share"] < MIN_ID_OVERLAP:
+        ctx.notes.append(
+            f"Only {overlap['share']:.0%} of the profiles in the events ({overlap['matched']:,} "
+            f"of {overlap['event_profiles']:,}) appear in profiles dataset "
+            f"'{ctx.config.datasets.profiles}': check that both use the same ids (e.g. '123' "
+            "against 'C-123'). Profile attributes are missing for the others.")
 
 
 def _finish_success(ctx: RunContext, as_of: date, model_id: str) -> RunRecord:
