@@ -181,7 +181,8 @@ class Workspace:
         from likely.scoring.run import run_instance
 
         return run_instance(self.catalog, self.con, self.path, self.instance(name),
-                            as_of=as_of, progress=progress)
+                            as_of=as_of, progress=progress,
+                            threads=self.engine_settings.resolved_threads())
 
     def runs(self, name: str) -> list[_records.RunRecord]:
         from likely.scoring import records as _records
