@@ -100,8 +100,12 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
     if record.error:
         table.add_row("error", record.error)  # coded errors start with their "[code]"
     anchors = record.metrics.get("windows", {}).get("anchors", [])
-    if anchors:
-        table.add_row("training windows", ", ".join(a[:10] for a in anchors) + " (first = holdout)")
+    if len(anchors) > 1:  # the newest window is the holdout, the older ones train
+        table.add_row("holdout window", anchors[0][:10])
+        table.add_row("training windows", ", ".join(a[:10] for a in anchors[1:]))
+    elif anchors:
+        table.add_row("training window", f"{anchors[0][:10]} (a random share of its profiles "
+                                         "is the holdout)")
     for stage, seconds in record.timings.items():
         table.add_row(f"time: {stage}", f"{seconds:.2f}s")
     for key, value in record.counts.items():
