@@ -64,7 +64,8 @@ def test_help_shows_argument_names_and_flags_without_a_value(capsys):
     code, out, _ = run(capsys, "runs", "show", "--help")
     assert "likely runs show [OPTIONS] NAME [RUN_ID]" in out
     code, out, _ = run(capsys, "factors", "--help")
-    assert "likely factors [OPTIONS] NAME" in out and "--top" in out and "<int>" in out
+    assert "likely factors [OPTIONS] NAME" in out and "--top" in out
+    assert "<int>" in out or "INTEGER" in out  # options that take a value still show its type
 
 
 INSTANCE_YAML = """\
