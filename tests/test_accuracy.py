@@ -17,6 +17,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from likely.data import demo
+from likely.data.schema import PAGE_VIEW, PRODUCT_VIEW
 from likely.model.evaluate import evaluate
 from likely.scoring.records import run_dir
 from likely.workspace import Workspace
@@ -62,16 +63,19 @@ def test_the_top_planted_drivers_lead_the_global_factors(judged):
     A driver's per-day effect is not its weight over 30 days (a cart add moves the next 14 days
     only), so the generator ranks the drivers by how well their values at the window's start rank
     the true probabilities. The two strongest observable ones must be among the top-5 behaviours
-    (factors summed per source): browsing drivers share their credit with page-view and
-    all-event features that come from the same sessions, so per feature they rank lower.
+    (``sources``: mean |contribution| of each behaviour's features together). A browsing driver is
+    seen through the sessions it comes in: every product view comes with page views, so the model
+    may credit either behaviour of those sessions.
     """
     ws, _, _, truth = judged
     where = {d["name"]: d["event_type"] or d["attribute"] for d in truth["drivers"]}
+    same_sessions = {PRODUCT_VIEW: {PRODUCT_VIEW, PAGE_VIEW}}
     top_drivers = [d["name"] for d in truth["oracle"]["drivers"] if d["observable"]][:2]
     factors = ws.factors("purchase-30d")
-    top5_sources = [s["source"] for s in factors["sources"][:5]]
-    assert {where[name] for name in top_drivers} <= set(top5_sources), (top_drivers,
-                                                                       top5_sources)
+    top5_sources = {s["source"] for s in factors["sources"][:5]}
+    for name in top_drivers:
+        seen_as = same_sessions.get(where[name], {where[name]})
+        assert seen_as & top5_sources, (name, top5_sources)
     assert factors["factors"][0]["factor"] == "days_since_last.commerce_purchases"
 
 

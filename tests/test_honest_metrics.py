@@ -152,3 +152,14 @@ def test_retrain_days_is_gone_but_old_configs_still_load(ws):
             "config": {**instance.config.to_dict(), "retrain_days": 90},
             "updated_at": utcnow()})
     assert ws.instance("buyers").config.name == "buyers"
+
+
+def test_notes_print_as_written(ws, capsys):
+    """A note's [brackets] are text, not terminal markup."""
+    from likely.cli.main import main
+
+    ws.create_instance({**BASE, "datasets": {"events": "events", "profiles": "profiles"}})
+    ws.run("buyers")
+    assert main(["runs", "show", "buyers", "-w", str(ws.path)]) == 0
+    out = "".join(capsys.readouterr().out.replace("│", " ").split())  # the table's wrapping
+    assert "static_attributes:[loyalty_tier]" in out

@@ -441,3 +441,25 @@ def test_a_run_killed_mid_way_is_closed_as_failed_by_the_next_run(ws):
     killed = ws.get_run("buyers", run_id)
     assert killed.status == "failed" and "Interrupted" in killed.error
     assert not half.exists() and good.status == SUCCESS
+
+
+def test_a_profile_table_written_before_reasons_gained_fields_still_merges(ws):
+    """Profile tables from an earlier version carry 6-field reasons; the next run reads them."""
+    import pyarrow as pa
+
+    ws.create_instance(config())
+    early = ws.run("buyers", as_of=LAST_DAY - timedelta(days=21))
+    path = run_dir(ws.path, early.instance_id, early.id) / "profile_scores.parquet"
+    table = pq.read_table(path)
+    old_fields = [f for f in table.schema.field("influential_factors").type.value_type
+                  if f.name not in ("behaviour", "factor_contribution")]
+    old_type = pa.list_(pa.struct(old_fields))
+    reasons = pa.array([[{f.name: r[f.name] for f in old_fields} for r in row] if row else row
+                        for row in table.column("influential_factors").to_pylist()], old_type)
+    pq.write_table(table.set_column(table.schema.get_field_index("influential_factors"),
+                                    "influential_factors", reasons), path)
+    late = ws.run("buyers", as_of=LAST_DAY)
+    carried = ws.scores("buyers").to_pandas().query("run_id == @early.id")
+    assert len(carried) > 0 and late.status == SUCCESS
+    reason = carried.influential_factors.iloc[0][0]
+    assert reason["behaviour"] is None and reason["factor"]

@@ -95,3 +95,16 @@ def test_thirteen_months_add_the_anchor_a_year_before():
     assert plan_windows(config(), events, date(2025, 1, 29)).seasonal_anchor is None  # 29 days
     short = plan_windows(config(), span(datetime(2024, 3, 1), datetime(2025, 1, 31)), None)
     assert short.seasonal_anchor is None and datetime(2024, 2, 1) not in short.anchors
+
+
+def test_features_reach_only_as_far_as_the_oldest_window_when_customers_predate_the_data():
+    """First events piling up at the data's start mean customers were active before it."""
+    events = span(datetime(2025, 1, 1), datetime(2025, 6, 29))
+    before = EventSpan(events.first_event, events.last_event, events.per_day, (9000, 300))
+    cohort = EventSpan(events.first_event, events.last_event, events.per_day, (7500, 9000))
+    censored = plan_windows(config(), before, None)
+    assert censored.customers_before_data and censored.feature_reach_days == censored.history_days
+    assert any("features look back at most" in n for n in censored.notes())
+    starts_here = plan_windows(config(), cohort, None)
+    assert not starts_here.customers_before_data and starts_here.feature_reach_days is None
+    assert not any("features look back" in n for n in starts_here.notes())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from likely.cli.common import (
@@ -61,7 +62,7 @@ def _print_summary(ws, name: str, record) -> None:
                       markup=False, highlight=False)
     console.print(f"  more: likely factors {name}")
     for note in record.notes:
-        console.print(f"  [yellow]note:[/] {note}")
+        console.print(f"  [yellow]note:[/] {escape(note)}")
     console.print(f"  outputs: {ws.path / 'runs' / record.instance_id / record.id}")
 
 
@@ -123,7 +124,7 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
         table.add_row("model", f"{model['num_leaves']} leaves x {model['best_iteration']} trees, "
                                f"{model['features']} features, calibration {chosen}")
     for note in record.notes:
-        table.add_row("note", note)
+        table.add_row("note", escape(note))
     console.print(table)
 
 

@@ -30,6 +30,7 @@ from likely.features.plan import (
     COUNT_WINDOWS,
     MONETARY_WINDOWS,
     OTHER,
+    RATE_DAYS,
     RECENT_DAYS,
     TREND_DAYS,
     FeaturePlan,
@@ -218,10 +219,11 @@ def _finisher(
 ) -> Callable[[ir.Table], ir.Value]:
     """Register the aggregates ``spec`` needs; return how to finish it from the joined table.
 
-    "Days since" is capped at ``cap_days``, what the oldest training anchor can see.
+    "Days since first" is capped at ``cap_days``, what the oldest training anchor can see: past
+    it, tenure measures how long ago the data starts, not the customer.
     """
     if spec.origin == "value":
-        return _monetary(spec, aggs)
+        return _monetary(spec, aggs, anchor_seconds)
     if spec.origin == "column":
         return _categorical(spec, aggs)
     flag = sources.get((spec.origin, spec.key))
@@ -238,6 +240,10 @@ def _finisher(
     if spec.stat == "count":
         n = count(spec.feature.window_days or 0)
         return lambda j: _zero(j[n])
+    if spec.stat == "rate":
+        n = count(RATE_DAYS)
+        first = aggs.need((*source, "first"), lambda t: t[TIMESTAMP].min(where=where(t)))
+        return lambda j: _zero(j[n]) / _seen_days(j[first], anchor_seconds, RATE_DAYS) * 30.0
     if spec.stat == "trend":
         n30, n90 = count(TREND_DAYS), count(RECENT_DAYS)
         return lambda j: _zero(j[n30]) - _zero(j[n90]) / (RECENT_DAYS / TREND_DAYS)
@@ -249,13 +255,20 @@ def _finisher(
     reduce = "max" if spec.stat == "last" else "min"
     edge = aggs.need((*source, spec.stat),
                      lambda t: getattr(t[TIMESTAMP], reduce)(where=where(t)))
-    if cap_days is None:
+    if cap_days is None or spec.stat != "first":
         return lambda j: _days_before(j[edge], anchor_seconds)
     return lambda j: _capped(_days_before(j[edge], anchor_seconds), float(cap_days))
 
 
-def _monetary(spec: FeatureSpec, aggs: _Aggregates) -> Callable[[ir.Table], ir.Value]:
+def _monetary(spec: FeatureSpec, aggs: _Aggregates,
+              anchor_seconds: float) -> Callable[[ir.Table], ir.Value]:
     days = spec.feature.window_days or 0
+    if spec.stat == "rate":
+        total = aggs.need(("value", "sum", days), lambda t: t[VALUE].cast("float64").sum(
+            where=t[_window(days)]))
+        first = aggs.need(("value", "first"), lambda t: t[TIMESTAMP].min(
+            where=t[VALUE].notnull()))
+        return lambda j: _zero(j[total]) / _seen_days(j[first], anchor_seconds, days) * 30.0
     name = aggs.need(("value", spec.stat, days), lambda t: getattr(
         t[VALUE].cast("float64"), spec.stat)(where=t[_window(days)]))
     if spec.stat == "sum":
@@ -279,6 +292,13 @@ def _categorical(spec: FeatureSpec, aggs: _Aggregates) -> Callable[[ir.Table], i
     hits = aggs.need(("column", spec.key, "share", spec.value, days), lambda t: column(t).count(
         where=t[recent] & (column(t) == spec.value)))
     return lambda j: _zero(j[hits]) / j[total].cast("float64").nullif(0)
+
+
+def _seen_days(first: ir.Value, anchor_seconds: float, most: int) -> ir.Value:
+    """Days since first seen, between 30 and ``most``: the span a rate divides by (never seen:
+    ``most``, over a count of zero)."""
+    seen = (_days_before(first, anchor_seconds) + 1.0).fill_null(float(most))
+    return ibis.greatest(ibis.least(seen, float(most)), float(TREND_DAYS))
 
 
 def _capped(value: ir.Value, cap: float) -> ir.Value:

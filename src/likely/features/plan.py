@@ -66,6 +66,7 @@ MONETARY_STATS = ("sum", "mean", "max")
 RECENT_DAYS = 90  # window of active days, distinct values and shares...
 SHORT_RECENT_DAYS = 30  # ...when 90 days of history do not fit before the oldest anchor
 TREND_DAYS = 30
+RATE_DAYS = 365
 MIN_CATEGORY_VALUES = 2
 MAX_CATEGORY_VALUES = 1000  # more distinct values than this looks like an id (sku, order id)
 ATTRIBUTE_CATEGORIES = 20
@@ -483,6 +484,11 @@ def _source_specs(plan: FeaturePlan, origin: Origin, key: str, label: str,
         _spec(f"active_days_{recent}d.{slug}", f"Days with {label} in last {recent} days", key,
               "active_days", recent, origin, "active_days", key),
     ]
+    if plan.history_days is not None and plan.history_days < RATE_DAYS:
+        specs.append(_spec(
+            f"rate_{RATE_DAYS}d.{slug}",
+            f"{label} per 30 days since first seen (over at most {RATE_DAYS} days)", key,
+            "rate", RATE_DAYS, origin, "rate", key))
     if recent == RECENT_DAYS:
         specs.append(_spec(
             f"trend_{TREND_DAYS}d.{slug}",
@@ -493,9 +499,14 @@ def _source_specs(plan: FeaturePlan, origin: Origin, key: str, label: str,
 
 def _monetary_specs(plan: FeaturePlan) -> list[FeatureSpec]:
     words = {"sum": "Total value", "mean": "Average value per event", "max": "Largest value"}
-    return [_spec(f"value_{stat}_{w}d", f"{words[stat]} in last {w} days", VALUE, "monetary",
-                  w, "value", stat, VALUE)
-            for stat in MONETARY_STATS for w in plan.windows(MONETARY_WINDOWS)]
+    specs = [_spec(f"value_{stat}_{w}d", f"{words[stat]} in last {w} days", VALUE, "monetary",
+                   w, "value", stat, VALUE)
+             for stat in MONETARY_STATS for w in plan.windows(MONETARY_WINDOWS)]
+    if plan.history_days is not None and plan.history_days < RATE_DAYS:
+        specs.append(_spec(f"value_rate_{RATE_DAYS}d",
+                           f"Value per 30 days since first seen (over at most {RATE_DAYS} days)",
+                           VALUE, "monetary", RATE_DAYS, "value", "rate", VALUE))
+    return specs
 
 
 def _column_specs(plan: FeaturePlan, column: CategoricalColumn) -> list[FeatureSpec]:

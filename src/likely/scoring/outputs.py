@@ -161,6 +161,9 @@ def _write_profile_scores(ctx: RunContext, windows: RunWindows) -> None:
         old = read_parquet(ctx.con, [old_path])
         old = old.anti_join(new, PROFILE_ID)
         old = old.filter(old.score_date < windows.as_of)
+        # tables written before reasons gained fields: the new fields read null there
+        old = old.mutate(influential_factors=old.influential_factors.cast(
+            new.schema()["influential_factors"]))
         table = ibis.union(new, old.select(*new.columns))
     write_expr(table.order_by(PROFILE_ID), ctx.folder / PROFILE_SCORES_FILE)
 

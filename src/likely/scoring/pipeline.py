@@ -73,7 +73,7 @@ def _plan(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> FeaturePla
     plan = plan_features(history, inputs.profiles, as_of=windows.cutoff,
                          custom_events=inputs.custom_events,
                          profile_attributes=ctx.config.profile_attributes,
-                         history_days=windows.history_days,
+                         history_days=windows.feature_reach_days,
                          calendar=windows.seasonal_anchor is not None)
     ctx.notes.extend(_snapshot_notes(ctx, inputs))
     return plan

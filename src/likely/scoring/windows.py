@@ -14,9 +14,14 @@ Training anchors step back one outcome window at a time: ``cutoff - W``, ``cutof
 within one year of the cutoff, each with at least 30 days of history before it; when at least
 three anchors can have 90 days of history, anchors must have 90, so 90-day features exist.
 With 13 months of history the anchor a year before the cutoff is added too, so the model sees
-the season the scores are for. Features may only look as far back as the *oldest* anchor can
-see (``history_days``): a 365-day count at an anchor with 60 days of data would mean something
-else than at the score date.
+the season the scores are for.
+
+Features may only look as far back as the *oldest* anchor can see (``history_days``) when
+customers were active before the data starts: a 365-day count at an anchor with 60 days of data
+would then mean something else than at the score date. The data tells: when customers were
+active before it, their first events pile up at its start (far more profiles are first seen in
+its first 30 days than in the next 30); when the data starts with its customers (a cohort, a
+new business) nothing before it is missing and every window means the same everywhere.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from likely.config import InstanceConfig
-from likely.data.schema import TIMESTAMP
+from likely.data.schema import PROFILE_ID, TIMESTAMP
 from likely.errors import RunError
 
 if TYPE_CHECKING:
@@ -40,6 +45,8 @@ MAX_DAYS_BACK = 365
 PARTIAL_DAY_SHARE = 0.5  # a last day below half its usual count is partial...
 PARTIAL_DAY_MIN_USUAL = 10  # ...when the usual count is big enough to tell
 PARTIAL_DAY_WEEKS = 4
+FIRST_SEEN_DAYS = 30  # first-seen profiles in the data's first 30 days against the next 30...
+FIRST_SEEN_PILE_UP = 2.0  # ...this many times more: customers were active before the data
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,13 @@ class EventSpan:
     first_event: datetime
     last_event: datetime
     per_day: dict[date, int]
+    first_seen: tuple[int, int] = (0, 0)  # profiles first seen in the first 30 days, next 30
+
+    @property
+    def customers_before_data(self) -> bool:
+        """Whether customers were active before the data starts (their first events pile up)."""
+        early, later = self.first_seen
+        return early > FIRST_SEEN_PILE_UP * later
 
     def newest_day_until(self, day: date) -> date | None:
         days = [d for d in self.per_day if d <= day]
@@ -64,9 +78,19 @@ def event_span(events: ir.Table) -> EventSpan:
                .execute())
     if per_day.empty:
         raise RunError(412, "The events dataset has no events. Ingest data first.")
-    return EventSpan(per_day["first"].min().to_pydatetime(),
-                     per_day["last"].max().to_pydatetime(),
-                     {_day(d): int(n) for d, n in zip(per_day["day"], per_day["n"])})
+    first = per_day["first"].min().to_pydatetime()
+    return EventSpan(first, per_day["last"].max().to_pydatetime(),
+                     {_day(d): int(n) for d, n in zip(per_day["day"], per_day["n"])},
+                     _first_seen(events, first))
+
+
+def _first_seen(events: ir.Table, start: datetime) -> tuple[int, int]:
+    """Profiles whose first event is in the data's first 30 days, and in the 30 after."""
+    first = events.group_by(PROFILE_ID).aggregate(t=events[TIMESTAMP].min())
+    edge, end = (start + timedelta(days=FIRST_SEEN_DAYS * k) for k in (1, 2))
+    row = first.aggregate(early=(first.t < edge).sum(),
+                          later=((first.t >= edge) & (first.t < end)).sum()).execute().iloc[0]
+    return int(row["early"] or 0), int(row["later"] or 0)
 
 
 def _day(value) -> date:
@@ -86,6 +110,13 @@ class RunWindows:
     history_days: int = 0  # whole days of data before the oldest anchor
     seasonal_anchor: datetime | None = None
     partial_day: dict | None = None  # the skipped partial last day, when there was one
+    customers_before_data: bool = True
+
+    @property
+    def feature_reach_days(self) -> int | None:
+        """How far back features may look: ``history_days`` when the data's start censors
+        them, else no limit."""
+        return self.history_days if self.customers_before_data else None
 
     @property
     def short_lookback(self) -> tuple[datetime, ...]:
@@ -104,6 +135,8 @@ class RunWindows:
             "seasonal_anchor": self.seasonal_anchor.isoformat() if self.seasonal_anchor else None,
             "outcome_window": "[anchor, anchor + window_days)",
             "partial_day": self.partial_day,
+            "customers_before_data": self.customers_before_data,
+            "feature_reach_days": self.feature_reach_days,
         }
 
     def notes(self) -> list[str]:
@@ -114,6 +147,13 @@ class RunWindows:
                          f"a usual {p['usual']:,} on that weekday: it looks like a partial "
                          f"export, so the scores are as of {self.as_of}. Pass --as-of "
                          f"{p['day']} to score it anyway.")
+        reach = self.feature_reach_days
+        if reach is not None and reach < 365:
+            notes.append(f"Customers were active before the data starts "
+                         f"({self.first_event:%Y-%m-%d}), so features look back at most {reach} "
+                         "days, what the oldest training window sees; longer-term activity "
+                         "enters as rates per 30 days since first seen. Ingest older history "
+                         "for longer windows.")
         if self.short_lookback:
             dates = ", ".join(f"{a:%Y-%m-%d}" for a in self.short_lookback)
             notes.append(f"The population lookback ({self.lookback_days} days) reaches before "
@@ -147,7 +187,7 @@ def plan_windows(config: InstanceConfig, span: EventSpan, as_of: date | None) ->
     history_days = (anchors[-1].date() - first_day).days
     return RunWindows(as_of, cutoff, anchors, window, MIN_HISTORY_DAYS + window,
                       span.first_event, span.last_event, lookback, history_days, seasonal,
-                      partial)
+                      partial, span.customers_before_data)
 
 
 def newest_complete_day(span: EventSpan) -> tuple[date, dict | None]:
