@@ -483,21 +483,33 @@ def test_one_event_type_gets_no_repeated_all_events_features():
 
 def test_windows_and_tenure_stop_at_what_the_oldest_anchor_can_see(data):
     """With 60 days before the oldest anchor: no 90/365-day windows, 30-day active days and
-    shares, no trend, and "days since first/last" capped at 60 (older means "60 or more")."""
+    shares, no trend, and "days since first" capped at 60 (older means "60 or more"); "days
+    since last" is not tenure and stays as it is."""
     plan = _plan(data, history_days=60)
-    windows = {f.window_days for f in plan.features if f.window_days}
+    windows = {f.window_days for f in plan.features if f.window_days and f.family != "rate"}
     assert windows == {7, 30}
     assert not [f for f in plan.features if f.family == "trend"]
     assert "active_days_30d.commerce_purchases" in plan.ids
     assert FeaturePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     built = _built(plan, data, A1).set_index("profile_id")
     uncapped = _built(_plan(data), data, A1).set_index("profile_id")
-    for fid in ("days_since_first.all_events", "days_since_last.commerce_purchases"):
+    for fid in ("days_since_first.all_events", "days_since_first.commerce_purchases"):
         expected = uncapped[fid].clip(upper=60)  # NaN (never) stays NaN
         pd.testing.assert_series_equal(built[fid], expected, check_names=False)
         assert uncapped[fid].max() > 60
-    counts = _built(plan, data, A1).set_index("profile_id")["active_days_30d.commerce_purchases"]
+    recency = "days_since_last.commerce_purchases"
+    pd.testing.assert_series_equal(built[recency], uncapped[recency])
+    # rates per 30 days since first seen stand in for the long counts: 365-day count over the
+    # days since first seen (at least 30, at most 365)
+    rates = built["rate_365d.commerce_purchases"]
     mine = data["events_df"]
+    for pid in POPULATION:
+        bought = mine[(mine.profile_id == pid) & (mine.event_type == PURCHASE)
+                      & (mine.timestamp < A1) & (mine.timestamp >= A1 - 365 * DAY)]
+        seen = _days(A1, bought.timestamp.min()) + 1 if len(bought) else 365
+        assert rates[pid] == pytest.approx(len(bought) / min(max(seen, 30), 365) * 30), pid
+    assert plan.feature("value_rate_365d").family == "rate"
+    counts = _built(plan, data, A1).set_index("profile_id")["active_days_30d.commerce_purchases"]
     recent = mine[(mine.timestamp >= A1 - 30 * DAY) & (mine.timestamp < A1)
                   & (mine.event_type == PURCHASE)]
     assert counts.to_dict() == {p: float(recent[recent.profile_id == p].timestamp.dt.date

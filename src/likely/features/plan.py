@@ -505,7 +505,7 @@ def _monetary_specs(plan: FeaturePlan) -> list[FeatureSpec]:
     if plan.history_days is not None and plan.history_days < RATE_DAYS:
         specs.append(_spec(f"value_rate_{RATE_DAYS}d",
                            f"Value per 30 days since first seen (over at most {RATE_DAYS} days)",
-                           VALUE, "monetary", RATE_DAYS, "value", "rate", VALUE))
+                           VALUE, "rate", RATE_DAYS, "value", "rate", VALUE))
     return specs
 
 
