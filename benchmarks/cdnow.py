@@ -13,6 +13,9 @@ June 1998) from the ``lifetimes`` wheel on PyPI; the script downloads the wheel 
   spend), log-scaled, fitted on the window before (features at 1997-10-03, outcome to 1998-01-01),
   then applied at 1998-01-01 — the same out-of-time setting as likely's scores.
 
+Each model is judged out of time on ranking (AUC) and, where it gives probabilities, on their
+calibration: ECE (10 equal-frequency bins) and the mean probability against the realised rate.
+
 Run: .venv/bin/python benchmarks/cdnow.py
 """
 
@@ -32,6 +35,7 @@ from _machine import describe, peak_rss_mb
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from likely.model.evaluate import evaluate
 from likely.workspace import Workspace
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -104,7 +108,9 @@ def main() -> None:
         source = Path(tmp) / "cdnow.parquet"
         events.to_parquet(source, index=False)
         ws = Workspace.create(Path(tmp) / "ws")
-        ws.ingest_events([source], "cdnow")
+        ingested = ws.ingest_events([source], "cdnow")
+        print(f"ingested {ingested.rows_ingested:,} of {ingested.rows_read:,} rows "
+              f"({ingested.quality['exact_duplicate_rows']:,} identical repeat orders kept)")
         ws.create_instance({
             "name": "buy-90d", "datasets": {"events": "cdnow"},
             "goal": {"conditions": ["event_type = 'commerce.purchases'"], "window_days": WINDOW},
@@ -124,20 +130,30 @@ def main() -> None:
     y_train = outcome(events, anchor, train.index)
     logistic = LogisticRegression(max_iter=1000).fit(design(train), y_train)
     rows = [
-        ("likely (automatic model)", roc_auc_score(y_test, likely_p)),
-        ("recency only", roc_auc_score(y_test, -test.recency)),
-        ("RFM logistic regression", roc_auc_score(y_test,
-                                                  logistic.predict_proba(design(test))[:, 1])),
+        ("likely (automatic model)", likely_p.to_numpy()),
+        ("recency only", None),
+        ("RFM logistic regression", logistic.predict_proba(design(test))[:, 1]),
     ]
     print(f"likely run: {seconds:.1f} s, holdout AUC {run.metrics['holdout']['auc']:.3f} "
           f"(training windows {', '.join(a[:10] for a in run.metrics['windows']['anchors'])}), "
           f"{run.counts['features']} features, model {run.metrics['model']['num_leaves']} "
           f"leaves x {run.metrics['model']['best_iteration']} trees")
     print(f"likely top factors: {'; '.join(top)}")
-    print(f"AUC on the 90 days after {CUTOFF:%Y-%m-%d} ({len(test):,} customers, "
-          f"{int(y_test.sum()):,} buyers):")
-    for name, auc in rows:
-        print(f"  {name:<28} {auc:.3f}")
+    print(f"likely holdout: ECE {run.metrics['holdout']['ece']:.4f} (cross-fitted), expected "
+          f"{run.metrics['expected']['expected_goal_profiles']:,.0f} buyers of "
+          f"{run.metrics['expected']['scored_profiles']:,} scored; the last window had "
+          f"{run.metrics['expected']['last_window']['goal_profiles']:,} of "
+          f"{run.metrics['expected']['last_window']['rows']:,}")
+    print(f"Out of time, the 90 days after {CUTOFF:%Y-%m-%d} ({len(test):,} customers, "
+          f"{int(y_test.sum()):,} buyers, realised rate {y_test.mean():.3f}):")
+    print(f"  {'model':<28} {'AUC':>6} {'ECE':>7} {'mean p':>7}")
+    for name, probability in rows:
+        if probability is None:
+            auc = roc_auc_score(y_test, -test.recency)
+            print(f"  {name:<28} {auc:>6.4f} {'-':>7} {'-':>7}")
+            continue
+        judged = evaluate(y_test, probability)
+        print(f"  {name:<28} {judged.auc:>6.4f} {judged.ece:>7.4f} {probability.mean():>7.3f}")
     print(f"peak RSS {peak_rss_mb():.0f} MiB")
 
 
