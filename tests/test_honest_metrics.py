@@ -74,11 +74,20 @@ def test_a_run_reports_what_its_metrics_are_measured_on(ws):
     assert run.counts["holdout_negatives"] == holdout["negatives"]
 
 
-def test_a_holdout_from_the_only_window_is_marked_optimistic(ws):
+def test_a_holdout_from_the_only_window_is_marked_optimistic(ws, capsys):
+    from likely.cli.main import main
+
     ws.create_instance(BASE)
     run = ws.run("buyers", as_of=date(2025, 3, 1))  # 60 days: one window
     assert run.counts["anchors"] == 1 and run.metrics["holdout"]["out_of_time"] is False
     assert any("optimistic" in note for note in run.notes)
+    for command in (["runs", "show", "buyers"], ["runs", "list", "buyers"],
+                    ["run", "buyers", "--as-of", "2025-03-01"]):
+        capsys.readouterr()
+        assert main([*command, "-w", str(ws.path)]) == 0
+        out = " ".join(capsys.readouterr().out.replace("│", " ").split())
+        assert "AUC" in out.upper() and "optimistic" in out, command
+    assert "expected to meet the goal" in out and "the last window" in out
 
 
 def test_a_holdout_window_without_positives_is_a_coded_requirement_error(ws):

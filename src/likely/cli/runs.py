@@ -24,13 +24,15 @@ from likely.cli.common import (
 )
 from likely.features.plan import behaviour_words
 
+OPTIMISTIC = "optimistic: the holdout is a random share of the only window"
 runs_app = typer.Typer(help="Runs of an instance.", no_args_is_help=True)
 
 
 def run(
     name: str,
-    as_of: Annotated[str | None, typer.Option(help="Score date YYYY-MM-DD (default: newest "
-                                                   "event's date).")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="Score as of the END of this day, YYYY-MM-DD: its events are features. Default: "
+             "the newest complete day of the data.")] = None,
     workspace: WorkspaceOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -51,8 +53,11 @@ def _print_summary(ws, name: str, record) -> None:
     console.print(f"Run [bold]{record.id}[/] of '{name}' as of {record.as_of}: "
                   f"[green]{record.status}[/] in {sum(record.timings.values()):.1f}s")
     console.print(f"  holdout AUC {holdout.get('auc', 0):.3f}, PR-AUC "
-                  f"{holdout.get('pr_auc', 0):.3f}, ECE {holdout.get('ece', 0):.3f}; "
+                  f"{holdout.get('pr_auc', 0):.3f}, ECE {holdout.get('ece', 0):.3f}"
+                  f"{_optimistic(holdout)}; "
                   f"scored {fmt_count(record.counts.get('scored_profiles', 0))} profiles")
+    if record.metrics.get("expected"):
+        console.print(f"  {_expected(record.metrics['expected'])}", highlight=False)
     console.print(f"  buckets: {fmt_buckets(record.counts.get('buckets', {}))}")
     top = _behaviours(ws.factors(name))[:5]
     width = max((len(b["name"]) for b in top), default=0)
@@ -78,7 +83,10 @@ def list_(name: str, workspace: WorkspaceOption = None, json: JsonOption = False
     table = Table("run", "as of", "status", "AUC", "scored", "seconds", "error")
     for r in runs:
         auc = r.metrics.get("holdout", {}).get("auc")
-        table.add_row(r.id, r.as_of, r.status, f"{auc:.3f}" if auc else "-",
+        optimistic = "*" if _optimistic(r.metrics.get("holdout", {})) else ""
+        if optimistic:
+            table.caption = f"* {OPTIMISTIC}"
+        table.add_row(r.id, r.as_of, r.status, f"{auc:.3f}{optimistic}" if auc else "-",
                       fmt_count(r.counts.get("scored_profiles", "-")),
                       f"{sum(r.timings.values()):.1f}",
                       r.error or "")
@@ -115,7 +123,12 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
     holdout = record.metrics.get("holdout", {})
     for key in ("auc", "pr_auc", "brier", "log_loss", "ece"):
         if key in holdout:
-            table.add_row(f"holdout {key}", f"{holdout[key]:.4f}")
+            table.add_row(f"holdout {key}", f"{holdout[key]:.4f}{_optimistic(holdout)}")
+    if holdout.get("calibration_measured_on"):
+        table.add_row("calibration measured on", holdout["calibration_measured_on"] +
+                      " holdout probabilities")
+    if record.metrics.get("expected"):
+        table.add_row("expected", _expected(record.metrics["expected"]))
     if holdout.get("lift"):
         table.add_row("holdout top-10% lift", f"{holdout['lift'][0]['lift']:.2f}x")
     model = record.metrics.get("model", {})
@@ -126,6 +139,19 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
     for note in record.notes:
         table.add_row("note", escape(note))
     console.print(table)
+
+
+def _optimistic(holdout: dict) -> str:
+    """The warning every screen shows next to metrics from a holdout that is not out of time."""
+    return "" if holdout.get("out_of_time", True) else f" ({OPTIMISTIC})"
+
+
+def _expected(expected: dict) -> str:
+    last = expected.get("last_window") or {}
+    return (f"expected to meet the goal: {expected['expected_goal_profiles']:,.0f} of "
+            f"{fmt_count(expected['scored_profiles'])} scored ({expected['expected_rate']:.1%}); "
+            f"the last window: {fmt_count(last.get('goal_profiles'))} of "
+            f"{fmt_count(last.get('rows'))} ({(last.get('rate') or 0):.1%})")
 
 
 def scores(
@@ -142,11 +168,11 @@ def scores(
     rows = open_workspace(workspace).scores(name, profile_id=profile, top=top).to_pylist()
     if json:
         return print_json(rows)
-    table = Table("profile", "score", "percentile", "bucket", "probability", "top factor")
+    table = Table("profile", "score", "percentile", "bucket", "probability", "top reason")
     for r in rows:
         factor = (r["influential_factors"] or [None])[0]
-        reason = (f"{factor['name']} = {fmt_value(factor['value'])} ({factor['direction']})"
-                  if factor else "-")
+        reason = (f"{factor.get('behaviour') or factor['name']} ({factor['direction']}): "
+                  f"{factor['name']} = {fmt_value(factor['value'])}" if factor else "-")
         table.add_row(r["profile_id"], f"{r['score']:.1f}", str(r["percentile"]), r["bucket"],
                       f"{r['probability']:.3f}", reason)
     console.print(table)
