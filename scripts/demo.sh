@@ -17,6 +17,7 @@ if "$BIN/python" -c "import likely.scoring.run" >/dev/null 2>&1; then
   "$BIN/likely" run churn-60d
   "$BIN/likely" runs list purchase-30d
   "$BIN/likely" scores purchase-30d --top 10
+  "$BIN/likely" factors purchase-30d --top 5
 fi
 echo
 echo "Workspace: $WS  (catalog: $WS/catalog.sqlite, data: $WS/data, outputs: $WS/runs)"
