@@ -487,7 +487,7 @@ def _source_specs(plan: FeaturePlan, origin: Origin, key: str, label: str,
     if plan.history_days is not None and plan.history_days < RATE_DAYS:
         specs.append(_spec(
             f"rate_{RATE_DAYS}d.{slug}",
-            f"{label} per 30 days since first seen (over at most {RATE_DAYS} days)", key,
+            f"Counts of {label} per 30 days since first seen (at most {RATE_DAYS} days back)", key,
             "rate", RATE_DAYS, origin, "rate", key))
     if recent == RECENT_DAYS:
         specs.append(_spec(
@@ -504,7 +504,8 @@ def _monetary_specs(plan: FeaturePlan) -> list[FeatureSpec]:
              for stat in MONETARY_STATS for w in plan.windows(MONETARY_WINDOWS)]
     if plan.history_days is not None and plan.history_days < RATE_DAYS:
         specs.append(_spec(f"value_rate_{RATE_DAYS}d",
-                           f"Value per 30 days since first seen (over at most {RATE_DAYS} days)",
+                           f"Total value per 30 days since first seen (at most {RATE_DAYS} days "
+                           "back)",
                            VALUE, "rate", RATE_DAYS, "value", "rate", VALUE))
     return specs
 
