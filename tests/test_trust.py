@@ -158,13 +158,16 @@ def test_identical_runs_with_tied_profile_versions_give_identical_outputs(sim, t
 
 
 def test_date_only_timestamps_lose_no_day_of_outcomes(tmp_path):
-    """Every event at midnight of its day, a 7-day goal: the outcome window [anchor, anchor+7)
-    holds exactly 7 days. Judged against the generator's true 7-day probabilities (their mean is
-    the rate the realised outcomes scatter around)."""
+    """Every event at midnight of its day, a 7-day goal, scored on the newest day of the data:
+    the holdout's outcome window [anchor, anchor + 7) holds 7 whole days of data (an outcome
+    window (anchor, anchor + 7] held 6: its last day lies after the data). Judged against the
+    generator's true probabilities for the 7 days after the data (their mean is the rate the
+    realised outcomes scatter around)."""
     data = demo.generate(tmp_path / "demo", profiles=PROFILES, days=DAYS, seed=22,
                          oracle_window_days=7)
     events = pq.read_table(data.events_path).to_pandas()
     events["timestamp"] = events.timestamp.dt.floor("D")
+    events = events[events.timestamp < pd.Timestamp(data.oracle_anchor)]  # the data ends there
     events.to_parquet(tmp_path / "dates.parquet", index=False)
     ws = Workspace.create(tmp_path / "ws")
     ws.ingest_events([tmp_path / "dates.parquet"], "events")
