@@ -39,6 +39,7 @@ FACTOR_TYPE = pa.struct([
     ("factor_contribution", pa.float64()),  # the strongest feature's own contribution
 ])
 
+
 def relative_scores(probability: np.ndarray) -> tuple[np.ndarray, float]:
     """Score 0-100 and the reference (99th-percentile) probability it is relative to."""
     reference = float(np.quantile(probability, 0.99)) if len(probability) else 0.0
