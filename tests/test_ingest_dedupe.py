@@ -59,10 +59,14 @@ def test_event_id_repeated_within_new_files_keeps_one_row_whatever_the_file_orde
     assert table(ws, "ab").equals(table(ws, "ba"))
 
 
+#: One event id three times: twice in identical rows, once on another day.
+REPEATED_ID = (HEADER + "L1,p1,2025-01-01T10:00:00Z,commerce.purchases,10\n"
+                        "L1,p1,2025-01-01T10:00:00Z,commerce.purchases,10\n"
+                        "L1,p1,2025-01-02T10:00:00Z,commerce.purchases,10\n")
+
+
 def test_dedupe_none_keeps_repeated_event_ids_and_the_report_counts_them(ws, write):
-    path = write("a.csv", HEADER + "L1,p1,2025-01-01T10:00:00Z,commerce.purchases,10\n"
-                                   "L1,p1,2025-01-01T10:00:00Z,commerce.purchases,10\n"
-                                   "L1,p1,2025-01-02T10:00:00Z,commerce.purchases,10\n")
+    path = write("a.csv", REPEATED_ID)
     report = ws.ingest_events([path], "o", column_map=ID_MAP, dedupe="none")
     assert (report.rows_ingested, report.duplicates_dropped) == (3, 0)
     assert report.dedupe == "none" and report.dedupe_applied == "none"
@@ -71,9 +75,7 @@ def test_dedupe_none_keeps_repeated_event_ids_and_the_report_counts_them(ws, wri
 
 
 def test_dedupe_exact_ignores_event_ids(ws, write):
-    path = write("a.csv", HEADER + "L1,p1,2025-01-01T10:00:00Z,commerce.purchases,10\n"
-                                   "L1,p1,2025-01-01T10:00:00Z,commerce.purchases,10\n"
-                                   "L1,p1,2025-01-02T10:00:00Z,commerce.purchases,10\n")
+    path = write("a.csv", REPEATED_ID)
     report = ws.ingest_events([path], "o", column_map=ID_MAP, dedupe="exact")
     assert (report.rows_ingested, report.duplicates_dropped) == (2, 1)
     assert report.dedupe_applied == "exact"

@@ -41,10 +41,11 @@ def test_shape_is_told_from_the_stamps():
                 {"profile_id": "b", "updated_at": JAN, "tier": "y"}]
     assert shape_report(table(snapshot)) == {
         "shape": "snapshot", "versioned_profiles": 0, "profiles_with_several_rows": 0,
-        "versions_per_profile_max": 1}
+        "versions_per_profile_max": 1, "rows_per_profile_max": 1}
     unstamped = [{"profile_id": "a", "tier": "x"}, {"profile_id": "a", "tier": "y"}]
     assert shape_report(table(unstamped))["shape"] == "snapshot"
     assert shape_report(table(unstamped))["profiles_with_several_rows"] == 1
+    assert shape_report(table(unstamped))["rows_per_profile_max"] == 2
 
 
 def test_a_history_gives_the_version_valid_at_the_date():

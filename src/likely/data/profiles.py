@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
 
 ProfileShape = Literal["snapshot", "history"]
+#: The columns that identify and stamp a profile row; every other column is an attribute.
+NOT_ATTRIBUTES = frozenset({PROFILE_ID, UPDATED_AT})
 _RANK = "_likely_rank"
 
 
@@ -41,7 +43,8 @@ def profile_shape(table: ir.Table) -> ProfileShape:
 
 
 def shape_report(table: ir.Table) -> dict[str, Any]:
-    """Counts behind the shape, for the data-quality report (one grouped pass in the engine)."""
+    """Counts behind the shape, and the most rows one profile has, for the data-quality report
+    (one grouped pass in the engine)."""
     stamped = UPDATED_AT in table.columns
     stamp = table[UPDATED_AT] if stamped else ibis.null("timestamp")
     per = table.group_by(PROFILE_ID).aggregate(
@@ -51,6 +54,7 @@ def shape_report(table: ir.Table) -> dict[str, Any]:
         repeated=(per.rows > 1).sum(),
         versioned=(per.stamps > 1).sum(),
         most=per.stamps.max(),
+        most_rows=per.rows.max(),
     ).execute().iloc[0]
     versioned = int(row["versioned"] or 0)
     return {
@@ -58,6 +62,7 @@ def shape_report(table: ir.Table) -> dict[str, Any]:
         "versioned_profiles": versioned,
         "profiles_with_several_rows": int(row["repeated"] or 0),
         "versions_per_profile_max": int(row["most"] or 0) if stamped else 1,
+        "rows_per_profile_max": int(row["most_rows"] or 0),
     }
 
 
@@ -82,7 +87,7 @@ class Profiles:
     @property
     def attributes(self) -> list[str]:
         """Every attribute column (not the id, not the stamp)."""
-        return [c for c in self.table.columns if c not in (PROFILE_ID, UPDATED_AT)]
+        return [c for c in self.table.columns if c not in NOT_ATTRIBUTES]
 
     def describes_the_past(self, column: str) -> bool:
         """Whether ``column``'s value at a past date can be known: history, or declared static."""
@@ -124,7 +129,7 @@ class Profiles:
 
 def _one_row(table: ir.Table) -> ir.Table:
     """Exactly one row per profile: newest stamp first, ties broken by every other column."""
-    keys = [table[c].asc() for c in table.columns if c not in (PROFILE_ID, UPDATED_AT)]
+    keys = [table[c].asc() for c in table.columns if c not in NOT_ATTRIBUTES]
     if UPDATED_AT in table.columns:
         keys.insert(0, table[UPDATED_AT].desc(nulls_first=False))
     if not keys:

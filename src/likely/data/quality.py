@@ -64,7 +64,6 @@ def quality_report(table: ir.Table, kind: DatasetKind, *, now: datetime) -> dict
     if kind == "events":
         report["event_types"] = _event_types(table)
     else:
-        report["rows_per_profile_max"] = _max_rows_per_profile(table)
         report.update(shape_report(table))
     return report
 
@@ -147,9 +146,6 @@ def _event_types(table: ir.Table) -> dict[str, int]:
             for k, n in zip(counts[EVENT_TYPE], counts["n"])}
 
 
-def _max_rows_per_profile(table: ir.Table) -> int:
-    per = table.group_by(PROFILE_ID).aggregate(n=lambda t: t.count())
-    return int(per.n.max().execute() or 0)
 
 
 def _as_date(value: Any) -> date:

@@ -31,6 +31,7 @@ from likely.features.plan import (
     MONETARY_WINDOWS,
     OTHER,
     RATE_DAYS,
+    RATE_PER_DAYS,
     RECENT_DAYS,
     TREND_DAYS,
     FeaturePlan,
@@ -83,7 +84,7 @@ def build_features(
         current, finishers = _attribute_columns(attributes, profiles, anchor)
         table = _attach(table, current)
         columns.update(finishers)
-    columns.update({s.feature.id: _calendar(s, anchor) for s in specs if s.origin == "calendar"})
+    columns.update({s.feature.id: _calendar(anchor) for s in specs if s.origin == "calendar"})
     return table.select(PROFILE_ID, **{s.feature.id: columns[s.feature.id](table) for s in specs})
 
 
@@ -243,7 +244,7 @@ def _finisher(
     if spec.stat == "rate":
         n = count(RATE_DAYS)
         first = aggs.need((*source, "first"), lambda t: t[TIMESTAMP].min(where=where(t)))
-        return lambda j: _zero(j[n]) / _seen_days(j[first], anchor_seconds, RATE_DAYS) * 30.0
+        return lambda j: _rate(j[n], j[first], anchor_seconds, RATE_DAYS)
     if spec.stat == "trend":
         n30, n90 = count(TREND_DAYS), count(RECENT_DAYS)
         return lambda j: _zero(j[n30]) - _zero(j[n90]) / (RECENT_DAYS / TREND_DAYS)
@@ -263,14 +264,13 @@ def _finisher(
 def _monetary(spec: FeatureSpec, aggs: _Aggregates,
               anchor_seconds: float) -> Callable[[ir.Table], ir.Value]:
     days = spec.feature.window_days or 0
+    stat = "sum" if spec.stat == "rate" else spec.stat  # a rate is a sum over the days seen
+    name = aggs.need(("value", stat, days), lambda t: getattr(
+        t[VALUE].cast("float64"), stat)(where=t[_window(days)]))
     if spec.stat == "rate":
-        total = aggs.need(("value", "sum", days), lambda t: t[VALUE].cast("float64").sum(
-            where=t[_window(days)]))
         first = aggs.need(("value", "first"), lambda t: t[TIMESTAMP].min(
             where=t[VALUE].notnull()))
-        return lambda j: _zero(j[total]) / _seen_days(j[first], anchor_seconds, days) * 30.0
-    name = aggs.need(("value", spec.stat, days), lambda t: getattr(
-        t[VALUE].cast("float64"), spec.stat)(where=t[_window(days)]))
+        return lambda j: _rate(j[name], j[first], anchor_seconds, days)
     if spec.stat == "sum":
         return lambda j: _zero(j[name])
     return lambda j: j[name].cast("float64")
@@ -294,11 +294,12 @@ def _categorical(spec: FeatureSpec, aggs: _Aggregates) -> Callable[[ir.Table], i
     return lambda j: _zero(j[hits]) / j[total].cast("float64").nullif(0)
 
 
-def _seen_days(first: ir.Value, anchor_seconds: float, most: int) -> ir.Value:
-    """Days since first seen, between 30 and ``most``: the span a rate divides by (never seen:
-    ``most``, over a count of zero)."""
+def _rate(total: ir.Value, first: ir.Value, anchor_seconds: float, most: int) -> ir.Value:
+    """``total`` per ``RATE_PER_DAYS`` days since first seen, the days counted between
+    ``RATE_PER_DAYS`` and ``most`` (never seen: ``most``, over a total of zero)."""
     seen = (_days_before(first, anchor_seconds) + 1.0).fill_null(float(most))
-    return ibis.greatest(ibis.least(seen, float(most)), float(TREND_DAYS))
+    span = ibis.greatest(ibis.least(seen, float(most)), float(RATE_PER_DAYS))
+    return _zero(total) / span * float(RATE_PER_DAYS)
 
 
 def _capped(value: ir.Value, cap: float) -> ir.Value:
@@ -320,12 +321,12 @@ def _epoch_seconds(anchor: datetime) -> float:
     return (anchor - EPOCH).total_seconds()
 
 
-# -- profile attributes ------------------------------------------------------------------------
-
-
-def _calendar(spec: FeatureSpec, anchor: datetime) -> Callable[[ir.Table], ir.Value]:
+def _calendar(anchor: datetime) -> Callable[[ir.Table], ir.Value]:
     """The month the outcome window starts in (the anchor's): the same for every row."""
     return lambda j: ibis.literal(float(anchor.month))
+
+
+# -- profile attributes ------------------------------------------------------------------------
 
 
 def _attribute_columns(

@@ -23,7 +23,9 @@ so the model can learn the season.
 Features mean the same at every anchor: with ``history_days`` (the days of data before the
 oldest training anchor), only windows that fit in it are planned, the 90-day families (active
 days, distinct values, shares) shrink to 30 days and the trend is left out when 90 days do not
-fit, and "days since first/last" are capped at ``history_days`` (older is "at least that long").
+fit, "days since first" is capped at ``history_days`` (older is "at least that long"), and below
+a year ``rate`` features (count or spend per 30 days since first seen, over at most 365 days)
+stand in for the long windows: a rate over what was seen means the same however much was.
 ``monetary`` (when events have a non-empty ``value``): sum, mean and max of ``value`` over
 30/90/365 days, all event types together. For up to ``max_categorical_columns`` text columns of
 useful cardinality: ``distinct`` values in the last 90 days and the ``share`` of each of the top
@@ -49,7 +51,7 @@ import ibis
 
 from likely.conditions import Condition
 from likely.data import schema
-from likely.data.profiles import Profiles
+from likely.data.profiles import NOT_ATTRIBUTES, Profiles
 from likely.data.schema import EVENT_ID, EVENT_TYPE, PROFILE_ID, TIMESTAMP, UPDATED_AT, VALUE
 from likely.errors import ConfigError, DataError, did_you_mean
 
@@ -66,7 +68,8 @@ MONETARY_STATS = ("sum", "mean", "max")
 RECENT_DAYS = 90  # window of active days, distinct values and shares...
 SHORT_RECENT_DAYS = 30  # ...when 90 days of history do not fit before the oldest anchor
 TREND_DAYS = 30
-RATE_DAYS = 365
+RATE_DAYS = 365  # rates look back at most this far...
+RATE_PER_DAYS = 30  # ...per this many days, over at least this many days since first seen
 MIN_CATEGORY_VALUES = 2
 MAX_CATEGORY_VALUES = 1000  # more distinct values than this looks like an id (sku, order id)
 ATTRIBUTE_CATEGORIES = 20
@@ -158,6 +161,11 @@ class FeaturePlan:
         """The window of active days, distinct values and shares."""
         fits = self.history_days is None or self.history_days >= RECENT_DAYS
         return RECENT_DAYS if fits else SHORT_RECENT_DAYS
+
+    @property
+    def rates(self) -> bool:
+        """Whether rates stand in for windows longer than the oldest anchor can fill."""
+        return self.history_days is not None and self.history_days < RATE_DAYS
 
     def windows(self, candidates: Sequence[int]) -> tuple[int, ...]:
         """The ``candidates`` windows that the oldest training anchor can fill."""
@@ -359,7 +367,7 @@ def _plan_attributes(
 ) -> tuple[ProfileAttribute, ...]:
     current = profiles.at(as_of)
     schema = dict(profiles.table.schema().items())
-    reserved = {PROFILE_ID, UPDATED_AT}
+    reserved = NOT_ATTRIBUTES
     if requested is None:
         names = [c for c in schema if c not in reserved and c not in excluded]
     else:
@@ -389,7 +397,7 @@ def _plan_attributes(
     return tuple(attributes)
 
 
-def _check_requested(requested: Sequence[str], schema: dict, reserved: set[str]) -> None:
+def _check_requested(requested: Sequence[str], schema: dict, reserved: frozenset[str]) -> None:
     for column in requested:
         if column in reserved:
             raise ConfigError(f"profile_attributes: '{column}' identifies or stamps a profile "
@@ -484,10 +492,11 @@ def _source_specs(plan: FeaturePlan, origin: Origin, key: str, label: str,
         _spec(f"active_days_{recent}d.{slug}", f"Days with {label} in last {recent} days", key,
               "active_days", recent, origin, "active_days", key),
     ]
-    if plan.history_days is not None and plan.history_days < RATE_DAYS:
+    if plan.rates:
         specs.append(_spec(
             f"rate_{RATE_DAYS}d.{slug}",
-            f"Counts of {label} per 30 days since first seen (at most {RATE_DAYS} days back)", key,
+            f"Counts of {label} per {RATE_PER_DAYS} days since first seen (at most {RATE_DAYS} "
+            "days back)", key,
             "rate", RATE_DAYS, origin, "rate", key))
     if recent == RECENT_DAYS:
         specs.append(_spec(
@@ -502,10 +511,10 @@ def _monetary_specs(plan: FeaturePlan) -> list[FeatureSpec]:
     specs = [_spec(f"value_{stat}_{w}d", f"{words[stat]} in last {w} days", VALUE, "monetary",
                    w, "value", stat, VALUE)
              for stat in MONETARY_STATS for w in plan.windows(MONETARY_WINDOWS)]
-    if plan.history_days is not None and plan.history_days < RATE_DAYS:
+    if plan.rates:
         specs.append(_spec(f"value_rate_{RATE_DAYS}d",
-                           f"Total value per 30 days since first seen (at most {RATE_DAYS} days "
-                           "back)",
+                           f"Total value per {RATE_PER_DAYS} days since first seen (at most "
+                           f"{RATE_DAYS} days back)",
                            VALUE, "rate", RATE_DAYS, "value", "rate", VALUE))
     return specs
 

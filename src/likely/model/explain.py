@@ -73,7 +73,8 @@ class ShapAccumulator:
         self.rows = 0
 
     def update(self, contribs: np.ndarray) -> None:
-        """Add a ``(rows, features + 1)`` contribution matrix (last column = base value)."""
+        """Add a ``(rows, features)`` contribution matrix; a last base-value column (as
+        :func:`contributions` returns it) is left out."""
         values = contribs[:, : self.sum_abs.size]
         self.sum_abs += np.abs(values).sum(axis=0)
         self.sum += values.sum(axis=0)

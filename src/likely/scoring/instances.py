@@ -18,7 +18,7 @@ from likely.catalog import Catalog, utcnow
 from likely.conditions import parse_condition
 from likely.config import EDITABLE, InstanceConfig, parse_instance_config, stored_instance_config
 from likely.data.datasets import get_dataset
-from likely.data.schema import PROFILE_ID, UPDATED_AT
+from likely.data.profiles import NOT_ATTRIBUTES
 from likely.errors import AlreadyExistsError, ConfigError, NotFoundError, did_you_mean
 
 
@@ -59,7 +59,7 @@ def check_config(catalog: Catalog, root: Path, config: InstanceConfig) -> None:
         raise ConfigError("population.profile_conditions, population.requires_activity: false, "
                           "profile_attributes and static_attributes need datasets.profiles to "
                           "name a profiles dataset.")
-    attributes = {k: v for k, v in profile_columns.items() if k not in (PROFILE_ID, UPDATED_AT)}
+    attributes = {k: v for k, v in profile_columns.items() if k not in NOT_ATTRIBUTES}
     for i, text in enumerate(config.population.profile_conditions):
         _parse(text, attributes, f"population.profile_conditions[{i}]")
     for key in ("profile_attributes", "static_attributes"):

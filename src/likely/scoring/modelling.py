@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from likely.catalog import utcnow
 from likely.errors import RunError
 from likely.features import FeaturePlan
+from likely.model.evaluate import evaluate
 from likely.model.store import save_model
 from likely.model.train import PropensityModel, TrainParams
-from likely.scoring.pipeline import TrainingSet, holdout_metrics
+from likely.scoring.pipeline import TrainingSet
 from likely.storage import write_json
 
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ def train(ctx: RunContext, plan: FeaturePlan, data: TrainingSet) -> tuple[Propen
         data.features[holdout_rows], data.labels[holdout_rows],
         progress=lambda done, total: ctx.report("training tree shapes", done, total),
     )
-    evaluation = holdout_metrics(data.labels[holdout_rows], model.holdout_probability_,
-                                 model.holdout_raw_)
+    evaluation = evaluate(data.labels[holdout_rows], model.holdout_probability_,
+                          ranking=model.holdout_raw_).to_dict()
     out_of_time = int(ctx.counts.get("anchors", 0)) > 1
     evaluation.update(
         out_of_time=out_of_time,

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from likely.data.schema import PROFILE_ID
 from likely.engine import read_parquet
 from likely.features import FeaturePlan, arrow_frame
-from likely.model.explain import contributions
+from likely.model.explain import ShapAccumulator, contributions
 from likely.scoring import records
 from likely.scoring.scores import (
     BUCKETS,
@@ -57,8 +57,9 @@ def write_features(ctx: RunContext, features: ir.Table) -> Path:
 def score_and_explain(
     ctx: RunContext, plan: FeaturePlan, model: PropensityModel, model_id: str,
     windows: RunWindows,
-) -> None:
-    """Predict and explain every scored profile, then write scores, profile table, factors.
+) -> pa.Table:
+    """Predict and explain every scored profile, write scores, profile table, factors; return the
+    scores table.
 
     Importance labels need the run's yardstick (the strongest behaviour's mean |contribution|),
     known only after the last batch: batches keep their top reasons as small arrays, labelled
@@ -66,7 +67,7 @@ def score_and_explain(
     """
     behaviours = Behaviours.from_features(plan.features)
     ids, probs, raws, reasons = [], [], [], []
-    weights = BehaviourWeights(len(plan.features), len(behaviours))
+    weights = BehaviourWeights(behaviours)
     source = pq.ParquetFile(ctx.folder / FEATURES_FILE)
     total, done = source.metadata.num_rows, 0
     explained = True
@@ -79,7 +80,7 @@ def score_and_explain(
             probs.append(model.probability_from_raw(raw))
             try:
                 contrib = contributions(model, frame)[:, :-1]
-                weights.update(contrib, behaviours.sums(contrib))
+                weights.update(contrib)
                 values = [frame[c].to_numpy(dtype=object) for c in behaviours.ids]
                 reasons.append(top_reasons(contrib, values, behaviours))
             except Exception as exc:  # scores stay useful without reasons (code 414)
@@ -100,27 +101,29 @@ def score_and_explain(
     write_json(global_factors(ctx, plan, weights), ctx.folder / FACTORS_FILE)
     ctx.counts["buckets"] = {b: int((table["bucket"].to_numpy(zero_copy_only=False) == b).sum())
                              for b in BUCKETS}
+    return table
 
 
 class BehaviourWeights:
-    """Running sums of |contribution| per feature and of |summed contribution| per behaviour over
-    the scored profiles: global weights and the importance yardstick, in one streaming pass."""
+    """Running sums of |contribution| per feature (a :class:`ShapAccumulator`) and of |summed
+    contribution| per behaviour over the scored profiles: global weights and the importance
+    yardstick, in one streaming pass. Zeros until a batch is added (explanations may fail)."""
 
-    def __init__(self, features: int, behaviours: int) -> None:
-        self.feature_abs = np.zeros(features)
-        self.behaviour_abs = np.zeros(behaviours)
-        self.rows = 0
+    def __init__(self, behaviours: Behaviours) -> None:
+        self.behaviours = behaviours
+        self.features = ShapAccumulator(len(behaviours.ids))
+        self.behaviour_abs = np.zeros(len(behaviours))
 
-    def update(self, contrib: np.ndarray, sums: np.ndarray) -> None:
-        self.feature_abs += np.abs(contrib).sum(axis=0)
-        self.behaviour_abs += np.abs(sums).sum(axis=0)
-        self.rows += contrib.shape[0]
+    def update(self, contrib: np.ndarray) -> None:
+        """Add a ``(rows, features)`` contribution matrix (no base column)."""
+        self.features.update(contrib)
+        self.behaviour_abs += np.abs(self.behaviours.sums(contrib)).sum(axis=0)
 
     def feature_mean_abs(self) -> np.ndarray:
-        return self.feature_abs / max(self.rows, 1)
+        return self.features.sum_abs / max(self.features.rows, 1)
 
     def behaviour_mean_abs(self) -> np.ndarray:
-        return self.behaviour_abs / max(self.rows, 1)
+        return self.behaviour_abs / max(self.features.rows, 1)
 
 
 def _scores_table(
@@ -183,9 +186,9 @@ def global_factors(ctx: RunContext, plan: FeaturePlan, weights: BehaviourWeights
     joined = features.join(scores, PROFILE_ID)
     for entry in factors[:TOP_GLOBAL]:
         entry["by_bucket"] = _distribution(joined, entry["factor"], entry["kind"])
-    behaviours = Behaviours.from_features(plan.features)
     return {"generated_for": ctx.run_id, "factors": factors,
-            "sources": behaviour_weights(behaviours, weights.behaviour_mean_abs(), mean_abs)}
+            "sources": behaviour_weights(weights.behaviours, weights.behaviour_mean_abs(),
+                                         mean_abs)}
 
 
 def behaviour_weights(

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from likely.data.schema import PROFILE_ID, TIMESTAMP
-from likely.engine import read_parquet
 from likely.errors import RunError
 from likely.features import FeaturePlan, build_features, feature_frame, feature_specs, plan_features
-from likely.model.evaluate import evaluate
 from likely.model.labels import LABEL, eligible, labelled
 from likely.model.leakage import LEAK_AUC, separation_auc
 from likely.scoring import outputs
@@ -62,8 +60,8 @@ def train_and_score(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> 
         features = build_features(plan, inputs.events, inputs.profiles, population,
                                   anchor=windows.cutoff)
         outputs.write_features(ctx, features)
-    outputs.score_and_explain(ctx, plan, model, model_id, windows)
-    _expected_versus_last_window(ctx)
+    scores = outputs.score_and_explain(ctx, plan, model, model_id, windows)
+    _expected_versus_last_window(ctx, scores.column("probability").to_numpy())
     return model_id
 
 
@@ -317,19 +315,14 @@ def _missing_at_cutoff(
     return {f.source: int(counts[f"m{i}"]) / rows for i, f in enumerate(attributes)}
 
 
-def _expected_versus_last_window(ctx: RunContext) -> None:
+def _expected_versus_last_window(ctx: RunContext, probability: np.ndarray) -> None:
     """Expected goal count over the scored profiles next to the holdout window's actual count."""
-    scores = read_parquet(ctx.con, [ctx.folder / outputs.SCORES_FILE])
-    row = scores.aggregate(n=scores.count(), expected=scores.probability.sum()).execute().iloc[0]
+    expected = float(probability.sum())
     last = ctx.metrics.get("training_windows", [{}])[0]
     ctx.metrics["expected"] = {
-        "scored_profiles": int(row["n"]),
-        "expected_goal_profiles": float(row["expected"] or 0.0),
-        "expected_rate": float(row["expected"] or 0.0) / max(int(row["n"]), 1),
+        "scored_profiles": int(probability.size),
+        "expected_goal_profiles": expected,
+        "expected_rate": expected / max(int(probability.size), 1),
         "last_window": {"anchor": last.get("anchor"), "rows": last.get("rows"),
                         "goal_profiles": last.get("positives"), "rate": last.get("rate")},
     }
-
-
-def holdout_metrics(y: np.ndarray, probability: np.ndarray, raw: np.ndarray) -> dict[str, Any]:
-    return evaluate(y, probability, ranking=raw).to_dict()
