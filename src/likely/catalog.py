@@ -97,6 +97,10 @@ MIGRATIONS: list[str] = [
         published    INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 2: segments get a description (the dashboard's Create segment names and describes one).
+    """
+    ALTER TABLE segments ADD COLUMN description TEXT NOT NULL DEFAULT ''
+    """,
 ]
 
 JSON_COLUMNS = {"columns", "quality", "config", "timings", "counts", "metrics", "notes",

@@ -36,12 +36,15 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+ROW_GROUP_ROWS = 100_000  # small enough that a lookup by a sorted key skips most of a file
+
+
 def write_table(table: pa.Table, target: str | Path) -> Path:
     """Write an Arrow table to Parquet atomically."""
     import pyarrow.parquet as pq
 
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     return Path(target)
 
 

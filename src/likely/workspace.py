@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from likely.scoring import instances as _instances
     from likely.scoring import records as _records
+    from likely.segments import Segment
 
 DEFAULT_PATH = "likely-workspace"
 ENV_VAR = "LIKELY_WORKSPACE"
@@ -228,3 +229,76 @@ class Workspace:
 
         return _results.export(self.catalog, self.con, self.path, self.instance(name),
                                Path(out), format)
+
+    # -- what the dashboard shows -------------------------------------------------------------
+
+    def overview(self) -> list[dict]:
+        """Every instance's line in the list: status, last run, profiles scored (this year too)."""
+        from likely.scoring import results as _results
+
+        year = datetime.now(UTC).year
+        return [_results.overview(self.catalog, i, year) for i in self.instances()]
+
+    def summary(self, name: str, run_id: str | None = None) -> dict:
+        """A successful run's summary (default: the current run): buckets, histogram, targeting
+        curve, each bucket's top factors and their value distributions."""
+        from likely.scoring import results as _results
+
+        return _results.run_summary(self.catalog, self.con, self.path, self.instance(name),
+                                    run_id)
+
+    def targeting(self, name: str, *, size: int | None = None,
+                  threshold: float | None = None) -> dict:
+        """What an audience of the top ``size`` (or everyone scoring ≥ ``threshold``) buys:
+        expected goal profiles, precision and the share of all expected goal profiles."""
+        from likely.scoring import results as _results
+
+        return _results.targeting(self.catalog, self.con, self.path, self.instance(name),
+                                  size=size, threshold=threshold)
+
+    def evaluation(self, name: str, run_id: str | None = None) -> dict:
+        """Holdout quality of a run's model (default: the current run), graded in words."""
+        from likely.scoring import results as _results
+
+        return _results.evaluation(self.catalog, self.instance(name), run_id)
+
+    def performance(self, name: str) -> dict:
+        """Expected against actual rates of the past runs whose outcome window has passed."""
+        from likely.scoring import results as _results
+
+        return _results.performance(self.catalog, self.path, self.instance(name))
+
+    # -- segments -----------------------------------------------------------------------------
+
+    def create_segment(self, name: str, rule: str, *, description: str = "") -> Segment:
+        from likely import segments
+
+        return segments.create_segment(self.catalog, name, rule, description=description)
+
+    def create_bucket_segment(self, name: str, instance: str, bucket: str, *,
+                              description: str = "") -> Segment:
+        """A segment of one bucket of an instance's latest scores (the dashboard's cards)."""
+        from likely import segments
+
+        rule = segments.bucket_rule(self.instance(instance), bucket)
+        return self.create_segment(name, rule, description=description)
+
+    def segments(self) -> list[Segment]:
+        from likely import segments
+
+        return segments.list_segments(self.catalog)
+
+    def segment(self, name: str) -> Segment:
+        from likely import segments
+
+        return segments.get_segment(self.catalog, name)
+
+    def segment_size(self, name: str) -> dict:
+        from likely import segments
+
+        return segments.segment_size(self.catalog, self.con, self.path, self.segment(name))
+
+    def delete_segment(self, name: str) -> Segment:
+        from likely import segments
+
+        return segments.delete_segment(self.catalog, name)

@@ -55,6 +55,26 @@ class Evaluation:
         return asdict(self)
 
 
+#: Quality grades by holdout AUC: (lowest AUC, grade, what it means for a marketer).
+GRADES: tuple[tuple[float, str, str], ...] = (
+    (0.85, "Excellent", "the top of the list is far more likely than the rest; act on it"),
+    (0.75, "Good", "ranks customers well; targeting the top buckets pays off clearly"),
+    (0.65, "Fair", "better than guessing, but buckets overlap: prefer broad audiences"),
+    (0.0, "Poor", "barely better than guessing: check the goal, the population and the data"),
+)
+
+
+def grade(auc: float | None) -> dict[str, Any] | None:
+    """The quality grade of a holdout AUC, with every band so the grade explains itself."""
+    if auc is None:
+        return None
+    bands = [{"grade": g, "min_auc": lo, "meaning": m} for lo, g, m in GRADES]
+    for lo, name, meaning in GRADES:
+        if auc >= lo:
+            return {"grade": name, "auc": auc, "meaning": meaning, "bands": bands}
+    return None
+
+
 def evaluate(y_true: Any, probability: Any, *, ranking: Any = None) -> Evaluation:
     """Score probabilities against 0/1 outcomes.
 

@@ -31,6 +31,7 @@ from likely.scoring.scores import (
     relative_scores,
     top_reasons,
 )
+from likely.scoring.summary import RunFiles, value_distribution
 from likely.scoring.windows import RunWindows
 from likely.storage import write_expr, write_json, write_table
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 100_000
 TOP_GLOBAL = 10
-HISTOGRAM_BINS = 10
 
 SCORES_FILE = "scores.parquet"
 PROFILE_SCORES_FILE = "profile_scores.parquet"
@@ -185,7 +185,7 @@ def global_factors(ctx: RunContext, plan: FeaturePlan, weights: BehaviourWeights
     scores = read_parquet(ctx.con, [ctx.folder / SCORES_FILE]).select(PROFILE_ID, "bucket")
     joined = features.join(scores, PROFILE_ID)
     for entry in factors[:TOP_GLOBAL]:
-        entry["by_bucket"] = _distribution(joined, entry["factor"], entry["kind"])
+        entry["by_bucket"] = value_distribution(joined, entry["factor"], entry["kind"])
     return {"generated_for": ctx.run_id, "factors": factors,
             "sources": behaviour_weights(weights.behaviours, weights.behaviour_mean_abs(),
                                          mean_abs)}
@@ -214,36 +214,8 @@ def behaviour_weights(
     return entries
 
 
-def _distribution(joined: ir.Table, column: str, kind: str) -> dict[str, Any]:
-    col = joined[column]
-    per_bucket = joined.group_by("bucket").aggregate(rows=joined.count(), known=col.count())
-    coverage = {r["bucket"]: {"rows": int(r["rows"]),
-                              "coverage_pct": round(100 * r["known"] / max(r["rows"], 1), 2)}
-                for r in per_bucket.execute().to_dict("records")}
-    if kind == "categorical":
-        counts = joined.group_by(["bucket", column]).aggregate(n=joined.count()).execute()
-        shares: dict[str, dict[str, float]] = {}
-        for r in counts.to_dict("records"):
-            rows = coverage[r["bucket"]]["rows"]
-            label = "(missing)" if r[column] is None else str(r[column])
-            shares.setdefault(r["bucket"], {})[label] = round(100 * r["n"] / rows, 2)
-        return {"type": "categorical", "buckets": coverage, "shares_pct": shares}
-    bounds = joined.aggregate(lo=col.min(), hi=col.max()).execute().iloc[0]
-    lo, hi = bounds["lo"], bounds["hi"]
-    if lo is None or hi is None or np.isnan(lo):
-        return {"type": "numeric", "buckets": coverage, "edges": [], "shares_pct": {}}
-    edges = np.linspace(float(lo), float(hi), HISTOGRAM_BINS + 1)
-    width = (edges[-1] - edges[0]) / HISTOGRAM_BINS or 1.0
-    bin_index = ((col - float(lo)) / width).floor().clip(0, HISTOGRAM_BINS - 1).cast("int64")
-    counts = (joined.filter(col.notnull()).mutate(_bin=bin_index)
-              .group_by(["bucket", "_bin"]).aggregate(n=lambda t: t.count()).execute())
-    shares = {}
-    for r in counts.to_dict("records"):
-        rows = coverage[r["bucket"]]["rows"]
-        shares.setdefault(r["bucket"], [0.0] * HISTOGRAM_BINS)[int(r["_bin"])] = round(
-            100 * r["n"] / rows, 2)
-    return {"type": "numeric", "buckets": coverage, "edges": edges.round(4).tolist(),
-            "shares_pct": shares}
+def run_files(folder: Path) -> RunFiles:
+    return RunFiles(folder, folder / SCORES_FILE, folder / FEATURES_FILE, folder / FACTORS_FILE)
 
 
 def current_scores_path(root: Path, instance_id: str, run_id: str) -> Path:

@@ -22,6 +22,8 @@ from likely.features import FeaturePlan, build_features, feature_frame, feature_
 from likely.model.labels import LABEL, eligible, labelled
 from likely.model.leakage import LEAK_AUC, separation_auc
 from likely.scoring import outputs
+from likely.scoring.outcomes import track_outcomes
+from likely.scoring.summary import build_summary, write_summary
 from likely.scoring.windows import RunWindows
 
 if TYPE_CHECKING:
@@ -62,6 +64,11 @@ def train_and_score(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> 
         outputs.write_features(ctx, features)
     scores = outputs.score_and_explain(ctx, plan, model, model_id, windows)
     _expected_versus_last_window(ctx, scores.column("probability").to_numpy())
+    with ctx.stage("summary"):
+        write_summary(build_summary(ctx.con, outputs.run_files(ctx.folder), run_id=ctx.run_id,
+                                    kind=ctx.config.type, cutoffs=ctx.config.buckets), ctx.folder)
+    with ctx.stage("outcomes"):
+        track_outcomes(ctx, inputs, windows)
     return model_id
 
 

@@ -19,7 +19,9 @@ from likely.engine import read_parquet
 from likely.errors import ConfigError, NotFoundError
 from likely.scoring import records
 from likely.scoring.instances import Instance
-from likely.scoring.outputs import FACTORS_FILE, PROFILE_SCORES_FILE, SCORES_FILE
+from likely.scoring.outcomes import read_outcome, window_end
+from likely.scoring.outputs import FACTORS_FILE, PROFILE_SCORES_FILE, SCORES_FILE, run_files
+from likely.scoring.summary import build_summary, read_summary, target, write_summary
 from likely.storage import atomic_path
 
 if TYPE_CHECKING:
@@ -122,3 +124,93 @@ def _write_jsonl(table: ir.Table, path: Path) -> None:
         for batch in table.to_pyarrow_batches(chunk_size=100_000):
             for row in batch.to_pylist():
                 handle.write(json.dumps(row, default=str) + "\n")
+
+
+def run_summary(
+    catalog: Catalog, con: BaseBackend, root: Path, instance: Instance, run_id: str | None = None
+) -> dict[str, Any]:
+    """The dashboard's summary of a successful run (default: the current one).
+
+    Runs written before summaries existed get theirs built once, on first request, and kept.
+    """
+    run = find_run(catalog, instance, run_id) if run_id else current_run(catalog, instance)
+    if run.status != records.SUCCESS:
+        raise NotFoundError(f"Run '{run.id}' of instance '{instance.name}' has status "
+                            f"'{run.status}', so it has no scores to summarise.")
+    folder = records.run_dir(root, instance.id, run.id)
+    summary = read_summary(folder)
+    if summary is None:
+        summary = build_summary(con, run_files(folder), run_id=run.id, kind=instance.config.type,
+                                cutoffs=instance.config.buckets)
+        write_summary(summary, folder)
+    return {**summary, "instance": instance.name, "score_date": run.as_of}
+
+
+def targeting(
+    catalog: Catalog, con: BaseBackend, root: Path, instance: Instance, *,
+    size: int | None = None, threshold: float | None = None,
+) -> dict[str, Any]:
+    """What targeting the top ``size`` profiles (or everyone scoring ≥ ``threshold``) buys."""
+    if (size is None) == (threshold is None):
+        raise ConfigError("Give an audience size or a score threshold (one of them).")
+    if threshold is not None and not 0 <= threshold <= 100:
+        raise ConfigError(f"The score threshold must be between 0 and 100, not {threshold}.")
+    if size is not None and size < 0:
+        raise ConfigError(f"The audience size must be 0 or more, not {size}.")
+    summary = run_summary(catalog, con, root, instance)
+    return {"instance": instance.name, "score_date": summary["score_date"],
+            "run_id": summary["run_id"],
+            **target(summary["targeting"], size=size, threshold=threshold)}
+
+
+def evaluation(catalog: Catalog, instance: Instance, run_id: str | None = None) -> dict[str, Any]:
+    """The model's quality as measured on its holdout, graded in words, with the run's
+    training windows and notes."""
+    from likely.model.evaluate import grade
+
+    run = find_run(catalog, instance, run_id) if run_id else current_run(catalog, instance)
+    holdout = run.metrics.get("holdout") or {}
+    return {"instance": instance.name, "run_id": run.id, "score_date": run.as_of,
+            "status": run.status, "grade": grade(holdout.get("auc")), "holdout": holdout,
+            "training_windows": run.metrics.get("training_windows", []),
+            "expected": run.metrics.get("expected"), "notes": run.notes,
+            "optimistic": holdout.get("out_of_time") is False}
+
+
+def performance(catalog: Catalog, root: Path, instance: Instance) -> dict[str, Any]:
+    """Expected against actual goal rates of every past run whose outcome window has passed."""
+    window = instance.config.goal.window_days
+    measured, pending = [], []
+    for run in reversed(records.successful_runs(catalog, instance.id)):
+        outcome = read_outcome(records.run_dir(root, instance.id, run.id))
+        closes = window_end(run.as_of, window).date().isoformat()
+        if outcome is not None:
+            measured.append(outcome)
+        else:
+            pending.append({"run_id": run.id, "score_date": run.as_of, "window_closes": closes})
+    return {"instance": instance.name, "window_days": window, "runs": measured,
+            "pending": pending}
+
+
+def overview(catalog: Catalog, instance: Instance, year: int) -> dict[str, Any]:
+    """An instance's line in the list: status of its newest run, what it scored."""
+    runs = records.list_runs(catalog, instance.id)
+    latest = runs[0] if runs else None
+    current = records.latest_success(catalog, instance.id)
+    this_year = [r for r in runs
+                 if r.status == records.SUCCESS and (r.finished_at or "")[:4] == str(year)]
+    scored_this_year = sum(int(r.counts.get("scored_profiles", 0)) for r in this_year)
+    return {
+        "name": instance.name, "type": instance.config.type,
+        "description": instance.config.description,
+        "goal": instance.config.goal.in_words(),
+        "population": instance.config.population.in_words(),
+        "status": latest.status if latest else "never_run",
+        "last_run": ({k: getattr(latest, k) for k in ("id", "as_of", "status", "started_at",
+                                                      "finished_at", "error_code", "error")}
+                     if latest else None),
+        "score_date": current.as_of if current else None,
+        "profiles_scored": int(current.counts.get("scored_profiles", 0)) if current else 0,
+        "profiles_scored_this_year": scored_this_year,
+        "auc": (current.metrics.get("holdout") or {}).get("auc") if current else None,
+    }
