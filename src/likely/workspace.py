@@ -145,6 +145,12 @@ class Workspace:
 
         return _instances.create_instance(self.catalog, self.path, config)
 
+    def check_instance(self, config: InstanceConfig) -> None:
+        """Refuse a config whose datasets, columns or conditions do not fit the data."""
+        from likely.scoring import instances as _instances
+
+        _instances.check_config(self.catalog, self.path, config)
+
     def instances(self) -> list[_instances.Instance]:
         from likely.scoring import instances as _instances
 

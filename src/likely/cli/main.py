@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from likely.cli import datasets, demo, instances, runs
+from likely.cli import datasets, demo, instances, runs, serve
 from likely.cli.common import PlainGroup, console, err_console, plain_help
 from likely.errors import LikelyError
 
@@ -29,6 +29,7 @@ app.command("scores")(runs.scores)
 app.command("explain")(runs.explain)
 app.command("factors")(runs.factors)
 app.command("export")(runs.export)
+app.command("serve")(serve.serve)
 
 
 @app.command("init")

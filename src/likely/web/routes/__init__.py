@@ -1,0 +1,1 @@
+"""One module per noun; each has ``api`` (JSON under /api, in the OpenAPI schema) and ``pages``."""
