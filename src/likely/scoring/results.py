@@ -60,6 +60,15 @@ def current_table(
     return read_parquet(con, [records.run_dir(root, instance.id, run.id) / PROFILE_SCORES_FILE])
 
 
+def latest_scored(
+    catalog: Catalog, con: BaseBackend, root: Path, instance: Instance
+) -> ir.Table:
+    """The profiles the current run scored (not those carried from older runs): what its
+    buckets count and what a segment over the instance's latest scores selects from."""
+    run = current_run(catalog, instance)
+    return read_parquet(con, [records.run_dir(root, instance.id, run.id) / SCORES_FILE])
+
+
 def scores(
     catalog: Catalog, con: BaseBackend, root: Path, instance: Instance, *,
     profile_id: str | None = None, top: int | None = None,

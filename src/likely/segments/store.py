@@ -16,7 +16,7 @@ from likely.data.schema import PROFILE_ID
 from likely.errors import AlreadyExistsError, ConfigError, NotFoundError, did_you_mean
 from likely.scoring import records
 from likely.scoring.instances import Instance, get_instance, list_instances
-from likely.scoring.results import current_table
+from likely.scoring.results import latest_scored
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -102,7 +102,11 @@ def delete_segment(catalog: Catalog, name: str) -> Segment:
 
 
 def segment_size(catalog: Catalog, con: BaseBackend, root: Path, segment: Segment) -> dict:
-    """How many profiles the rule selects from the instances' latest scores, and when from."""
+    """How many profiles the rule selects from the instances' current runs, and their dates.
+
+    Profiles a current run did not score (no longer in its population) are not selected, even
+    though the profile-format table still carries their older score.
+    """
     condition, used = check_rule(catalog, segment.rule)
     table = _scores_by_instance(catalog, con, root, used)
     size = int(table.filter(compile_condition(condition, table).fill_null(False))
@@ -116,7 +120,7 @@ def _scores_by_instance(catalog: Catalog, con: BaseBackend, root: Path,
     """One row per profile with ``<instance>.<field>`` columns, outer-joined across instances."""
     joined = None
     for instance in used:
-        current = current_table(catalog, con, root, get_instance(catalog, instance.id))
+        current = latest_scored(catalog, con, root, get_instance(catalog, instance.id))
         renamed = current.select(PROFILE_ID, **{f"{instance.name}.{f}": current[f]
                                                 for f in SCORE_FIELDS})
         if joined is None:

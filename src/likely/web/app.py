@@ -112,7 +112,9 @@ def _add_error_handlers(app: FastAPI) -> None:
                              for e in exc.errors())
         if wants_json(request):
             return JSONResponse({"error": f"Invalid request: {problems}",
-                                 "type": "ValidationError", "detail": {"errors": exc.errors()}},
+                                 "type": "ValidationError",
+                                 "detail": {"errors": [{k: e[k] for k in ("loc", "msg", "type")}
+                                                       for e in exc.errors()]}},
                                 status_code=422)
         return _error_page(request, 422, "Invalid request", problems)
 

@@ -339,7 +339,7 @@ function setUpCreateSegment() {
       dialog.close();
       const notice = document.getElementById("segment-saved");
       notice.replaceChildren("Saved segment ",
-        el("a", { href: `/segments/${encodeURIComponent(saved.name)}` }, saved.name),
+        el("a", { href: `/segments/${encodeURIComponent(saved.id)}` }, saved.name),
         ` with ${fmt(saved.size.profiles)} profiles.`);
       notice.hidden = false;
       notice.scrollIntoView({ block: "nearest" });
@@ -416,7 +416,7 @@ function setUpSegment() {
   const button = document.querySelector("[data-delete-segment]");
   if (!button) return;
   button.addEventListener("click", async () => {
-    if (!confirm(`Delete segment "${button.dataset.deleteSegment}"?`)) return;
+    if (!confirm(`Delete segment "${button.dataset.segmentName}"?`)) return;
     await api("POST", `/api/segments/${encodeURIComponent(button.dataset.deleteSegment)}/delete`);
     location.href = "/segments";
   });
