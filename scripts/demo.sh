@@ -13,6 +13,9 @@ rm -rf "$WS"
 if "$BIN/python" -c "import likely.scoring.run" >/dev/null 2>&1; then
   "$BIN/likely" instances create -f examples/purchase-30d.yaml
   "$BIN/likely" instances create -f examples/churn-60d.yaml
+  # An earlier score date first: the later run measures what really happened after it, so the
+  # dashboard's performance summary has expected-against-actual rates to show.
+  "$BIN/likely" run purchase-30d --as-of "${DEMO_EARLIER:-2025-07-15}"
   "$BIN/likely" run purchase-30d
   "$BIN/likely" run churn-60d
   "$BIN/likely" runs list purchase-30d
@@ -22,3 +25,9 @@ fi
 echo
 echo "Workspace: $WS  (catalog: $WS/catalog.sqlite, data: $WS/data, outputs: $WS/runs)"
 echo "Try: LIKELY_WORKSPACE=$WS .venv/bin/likely datasets show demo-events"
+if [ "${DEMO_SERVE:-1}" = "1" ]; then
+  echo
+  echo "Dashboard: http://127.0.0.1:${DEMO_PORT:-8000}/instances/purchase-30d  (Ctrl-C stops it;"
+  echo "DEMO_SERVE=0 make demo skips serving; later: .venv/bin/likely serve -w $WS)"
+  exec "$BIN/likely" serve --port "${DEMO_PORT:-8000}"
+fi
