@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -288,3 +289,13 @@ def test_with_a_token_every_request_needs_it(dashboard_workspace):
         assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN not in cookie
         assert c.get("/api/instances").status_code == 200  # the cookie now carries it
         assert c.get("/instances/buyers").status_code == 200
+
+
+def test_the_cli_targets_with_the_same_function(client, dashboard_workspace, capsys):
+    assert main(["target", "buyers", "--size", "250", "--json", "-w",
+                 str(dashboard_workspace)]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    api = client.get("/api/instances/buyers/targeting", params={"size": 250}).json()
+    assert cli == api
+    assert main(["target", "buyers", "-w", str(dashboard_workspace)]) == 2
+    assert "one of them" in capsys.readouterr().err

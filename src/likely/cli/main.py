@@ -30,6 +30,7 @@ app.command("explain")(runs.explain)
 app.command("factors")(runs.factors)
 app.command("export")(runs.export)
 app.command("serve")(serve.serve)
+app.command("target")(runs.target)
 
 
 @app.command("init")

@@ -231,6 +231,33 @@ def factors(
     console.print(table)
 
 
+def target(
+    name: str,
+    size: Annotated[int | None, typer.Option(help="Audience: the top N by score.")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Audience: everyone scoring at or above this (0-100).")] = None,
+    workspace: WorkspaceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """What an audience buys: expected goal profiles, precision, share of all expected.
+
+    Expected counts are sums of calibrated probabilities over the current run's scores.
+
+    Example: likely target buyers --size 10000
+    """
+    result = open_workspace(workspace).targeting(name, size=size, threshold=threshold)
+    if json:
+        return print_json(result)
+    precision = result["expected_precision"]
+    console.print(
+        f"Top {result['profiles']:,} of {result['scored_profiles']:,} scored profiles "
+        f"(scores of {result['score_date']}, lowest score {fmt_value(result['lowest_score'])}):"
+        f" {result['expected_goal_profiles']:,.0f} expected to meet the goal, precision "
+        f"{'-' if precision is None else f'{precision:.1%}'}, "
+        f"{fmt_value(result['captured_pct'])}% of all "
+        f"{result['total_expected_goal_profiles']:,.0f} expected.")
+
+
 def _behaviours(document: dict) -> list[dict]:
     """factors.json ``sources``, completed for runs written before they had names and shares."""
     sources = document.get("sources", [])

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -131,5 +132,7 @@ def _error_page(request: Request, status: int, title: str, message: str) -> Resp
 
 
 def page(request: Request, template: str, data: dict, **context) -> Response:
-    """Render a page; ``data`` (the page's JSON twin) is embedded for its charts."""
-    return templates.TemplateResponse(request, template, {"data": data, **context})
+    """Render a page; ``data`` (the page's JSON twin, encoded as the API encodes it: dates as
+    ISO text) is embedded for its charts."""
+    return templates.TemplateResponse(request, template,
+                                      {"data": jsonable_encoder(data), **context})

@@ -48,9 +48,8 @@ def list_instances(request: Request) -> list[dict[str, Any]]:
 @pages.get("/")
 @pages.get("/instances")
 def instances_page(request: Request) -> Response:
-    ws = workspace(request)
     return page(request, "instances.html", list_instances(request), section="instances",
-                datasets=[d.to_dict() | {"parts": None} for d in ws.datasets()])
+                has_datasets=bool(workspace(request).datasets()))
 
 
 @pages.get("/instances/new")
