@@ -299,3 +299,20 @@ def test_the_cli_targets_with_the_same_function(client, dashboard_workspace, cap
     assert cli == api
     assert main(["target", "buyers", "-w", str(dashboard_workspace)]) == 2
     assert "one of them" in capsys.readouterr().err
+
+
+def test_every_page_renders(client, dashboard_workspace):
+    profile_id = Workspace(dashboard_workspace).scores("buyers", top=1).column(
+        "profile_id")[0].as_py()
+    for path in ("/", "/instances", "/instances/new", "/instances/buyers",
+                 "/instances/buyers/evaluation", "/instances/buyers/performance",
+                 "/instances/buyers/runs", "/instances/buyers/profiles",
+                 f"/instances/buyers/profiles?id={profile_id}", "/instances/never-run",
+                 "/instances/never-run/evaluation", "/instances/never-run/runs",
+                 "/instances/never-run/performance", "/segments", "/data", "/login"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text[-500:])
+        assert "server-timing" in response.headers
+    profile_page = client.get(f"/instances/buyers/profiles?id={profile_id}").text
+    assert "raises the likelihood" in profile_page or "lowers the likelihood" in profile_page
+    assert "No scores yet" in client.get("/instances/never-run").text
