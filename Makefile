@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DIR ?= demo-workspace
 
-.PHONY: setup test lint demo clean bench
+.PHONY: setup test lint browser demo clean bench
 
 $(BIN)/likely: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,29 @@ setup: $(BIN)/likely
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
-test: setup lint
+# The browser tests (tests/test_web_browser.py) drive Debian's Chromium through Playwright (the
+# dev extra; no browser download). Install it when missing, with sudo when not root; without
+# apt (or without the rights) this only says so, and those tests skip with the reason.
+CHROMIUM ?= /usr/bin/chromium
+APT_GET  ?= apt-get
+
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if ! command -v $(APT_GET) >/dev/null 2>&1; then \
+		echo "Chromium is missing and apt-get is not available: the browser tests will skip."; \
+		exit 0; fi; \
+	sudo=""; \
+	if [ "$$(id -u)" != 0 ]; then \
+		if command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else \
+			echo "Chromium is missing; not root and no sudo: the browser tests will skip" \
+			     "(install it with: apt-get install chromium)."; exit 0; fi; fi; \
+	echo "Installing Chromium for the browser tests: $${sudo:+$$sudo }$(APT_GET) install -y chromium"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo $(APT_GET) install -y chromium \
+		|| { $$sudo $(APT_GET) update && $$sudo $(APT_GET) install -y chromium; } \
+		|| echo "Could not install Chromium: the browser tests will skip."
+
+test: setup lint browser
 	$(BIN)/python -m pytest -q
 
 demo: setup
