@@ -158,7 +158,8 @@ function showErrors(form, errors) {
     const target = form.querySelector(`[data-error-for="${CSS.escape(field)}"]`) ||
       form.querySelector(`[data-error-for="${CSS.escape(field.split(".")[0])}"]`) ||
       form.querySelector('[data-error-for="datasets"]');
-    target.textContent = target.textContent ? `${target.textContent} ${e.message}` : e.message;
+    const message = e.message.replace(/^[A-Za-z_][\w.[\]]*: /, "");  // the field says where
+    target.textContent = target.textContent ? `${target.textContent} ${message}` : message;
   }
 }
 
@@ -301,8 +302,9 @@ function setUpFactors(colours) {
       marker: { color: colours[b], opacity: b === bucket ? 1 : 0.45,
                 line: { color: "rgba(0,0,0,.4)", width: b === bucket ? 1.5 : 0.5 } },
       hovertemplate: `${b}: %{y:.1f}% at %{x}<extra></extra>`,
-    })), { barmode: "group", margin: { l: 40, r: 8, t: 4, b: 40 },
-           yaxis: { title: "% of bucket", ticksuffix: "%" }, xaxis: { type: "category" },
+    })), { barmode: "group", margin: { l: 44, r: 28, t: 4, b: 56 },
+           yaxis: { title: "% of bucket", ticksuffix: "%" },
+           xaxis: { type: "category", tickangle: -35, automargin: true },
            legend: { orientation: "h", y: -0.35 } });
   };
   for (const button of document.querySelectorAll("button.factor")) {
@@ -360,7 +362,7 @@ function setUpEvaluation() {
       line: { color: "#E69F00" }, hovertemplate: "top %{x}0%: %{y:.0f}% of goal profiles<extra></extra>" },
   ], { xaxis: { title: "decile (1 = top 10% by score)", dtick: 1 }, yaxis: { title: "lift" },
        yaxis2: { title: "cumulative gain", overlaying: "y", side: "right", range: [0, 100],
-                 ticksuffix: "%" }, margin: { l: 50, r: 50, t: 10, b: 40 } });
+                 tickvals: [0, 25, 50, 75, 100], ticksuffix: "%", showgrid: false }, margin: { l: 50, r: 50, t: 10, b: 40 } });
   const cal = DATA.holdout.calibration;
   const top = Math.max(...cal.map((c) => Math.max(c.mean_predicted, c.observed_rate)), 0.05);
   plot("calibration", [
@@ -409,7 +411,7 @@ function setUpProfile() {
     y: DATA.history.map((h) => h.score), text: DATA.history.map((h) => h.bucket),
     marker: { color: "#0072B2", size: 9 },
     hovertemplate: "%{x}: score %{y:.0f} (%{text})<extra></extra>" }],
-    { yaxis: { title: "score", range: [0, 100] }, xaxis: { type: "category" } });
+    { yaxis: { title: "score", range: [-4, 104] }, xaxis: { type: "category" } });
 }
 
 function setUpSegment() {
