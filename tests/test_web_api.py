@@ -316,3 +316,10 @@ def test_every_page_renders(client, dashboard_workspace):
     profile_page = client.get(f"/instances/buyers/profiles?id={profile_id}").text
     assert "raises the likelihood" in profile_page or "lowers the likelihood" in profile_page
     assert "No scores yet" in client.get("/instances/never-run").text
+
+
+def test_a_rule_reading_no_instance_is_refused(client):
+    response = client.post("/api/segments", json={"name": "everyone", "rule": "1 = 1"},
+                           headers=same_origin(client))
+    assert response.status_code == 422 and "reads no instance" in response.json()["error"]
+    assert client.get("/api/segments/everyone").status_code == 404

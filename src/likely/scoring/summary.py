@@ -142,7 +142,8 @@ def target(curve: dict[str, Any], *, size: int | None = None,
     """What an audience buys: its size, expected goal profiles, precision and capture share.
 
     Give an audience ``size`` (the top N by score) or a score ``threshold`` (everyone at or
-    above it).
+    above it). Thresholds on the curve's half-point grid are exact; between grid points the
+    audience is the largest one on the curve whose lowest score reaches the threshold.
     """
     sizes = np.asarray(curve["profiles"], dtype=float)
     expected = np.asarray(curve["expected"], dtype=float)

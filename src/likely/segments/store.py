@@ -13,7 +13,13 @@ import ibis
 from likely.catalog import Catalog, utcnow
 from likely.conditions import Condition, compile_condition, parse_condition
 from likely.data.schema import PROFILE_ID
-from likely.errors import AlreadyExistsError, ConfigError, NotFoundError, did_you_mean
+from likely.errors import (
+    AlreadyExistsError,
+    ConditionError,
+    ConfigError,
+    NotFoundError,
+    did_you_mean,
+)
 from likely.scoring import records
 from likely.scoring.instances import Instance, get_instance, list_instances
 from likely.scoring.results import latest_scored
@@ -58,6 +64,11 @@ def check_rule(catalog: Catalog, rule: str) -> tuple[Condition, list[Instance]]:
                for name in instances for field, kind in SCORE_FIELDS.items()}
     condition = parse_condition(rule, columns)
     used = sorted({column.rsplit(".", 1)[0] for column in condition.columns})
+    if not used:
+        raise ConditionError(
+            f"Rule '{rule}' reads no instance's scores, so it would select nobody or everybody. "
+            "Name a field of an instance, e.g. \"purchase-30d\".bucket = 'High'.",
+            token=rule, condition=rule)
     return condition, [instances[name] for name in used]
 
 
