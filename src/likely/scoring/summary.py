@@ -53,11 +53,11 @@ def build_summary(con: BaseBackend, files: RunFiles, *, run_id: str, kind: str,
     probability = frame.column("probability").to_numpy()
     score = frame.column("score").to_numpy()
     bucket = np.asarray(frame.column("bucket").to_numpy(zero_copy_only=False), dtype=object)
-    names = _factor_names(files.factors)
-    bucket_factors = _bucket_factors(scores, names)
+    known = _known_factors(files.factors, run_id)
+    sizes = {name: int((bucket == name).sum()) for name in BUCKETS}
+    bucket_factors = _bucket_factors(scores, sizes, known)
     wanted = list(dict.fromkeys(f["factor"] for fs in bucket_factors.values() for f in fs))
-    kinds = _factor_kinds(files.factors)
-    distributions = _distributions(con, files, wanted, kinds, names)
+    distributions = _distributions(con, files, wanted, known)
     for entries in bucket_factors.values():
         for entry in entries:
             entry["headline"] = distributions.get(entry["factor"], {}).get("headline")
@@ -172,27 +172,25 @@ def _pct(part: float, whole: float) -> float | None:
 # -- factors per bucket -------------------------------------------------------------------------
 
 
-def _factor_names(path: Path) -> dict[str, str]:
+def _known_factors(path: Path, run_id: str) -> dict[str, dict[str, Any]]:
+    """factors.json by factor id: name, kind, and ``by_bucket`` where this run computed it
+    (only a factors.json generated for ``run_id`` describes the same scores)."""
     if not path.exists():
         return {}
-    return {f["factor"]: f["name"] for f in json.loads(path.read_text())["factors"]}
+    document = json.loads(path.read_text())
+    same_run = document.get("generated_for") == run_id
+    return {f["factor"]: f if same_run else {k: v for k, v in f.items() if k != "by_bucket"}
+            for f in document["factors"]}
 
 
-def _factor_kinds(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    return {f["factor"]: f.get("kind", "numeric") for f in json.loads(path.read_text())["factors"]}
-
-
-def _bucket_factors(scores: ir.Table, names: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+def _bucket_factors(scores: ir.Table, sizes: dict[str, int], known: dict[str, dict[str, Any]],
+                    ) -> dict[str, list[dict[str, Any]]]:
     """Each bucket's most influential behaviours, from the reasons its profiles carry.
 
     A behaviour's weight in a bucket is the sum of |contribution| over the bucket's profiles
     whose top reasons include it, divided by the bucket's size: how much it moves this bucket's
     scores on average. Each is told through the factor that most often represents it there.
     """
-    sizes = {r["bucket"]: int(r["n"]) for r in
-             scores.group_by("bucket").aggregate(n=scores.count()).to_pyarrow().to_pylist()}
     reasons = scores.select("bucket", reason=scores.influential_factors.unnest())
     reasons = reasons.select("bucket", behaviour=reasons.reason.behaviour,
                              factor=reasons.reason.factor,
@@ -217,7 +215,7 @@ def _bucket_factors(scores: ir.Table, names: dict[str, str]) -> dict[str, list[d
         size = max(sizes.get(bucket, 0), 1)
         out.setdefault(bucket, []).append({
             "behaviour": behaviour, "factor": e["factor"],
-            "name": names.get(e["factor"], e["factor"]),
+            "name": known.get(e["factor"], {}).get("name", e["factor"]),
             "weight": e["sum_abs"] / size,
             "reason_share_pct": round(100 * e["profiles"] / size, 2),
             "mean_contribution": e["total"] / e["profiles"],
@@ -232,21 +230,29 @@ def _bucket_factors(scores: ir.Table, names: dict[str, str]) -> dict[str, list[d
 # -- value distributions ------------------------------------------------------------------------
 
 
-def _distributions(con: BaseBackend, files: RunFiles, factors: list[str], kinds: dict[str, str],
-                   names: dict[str, str]) -> dict[str, dict[str, Any]]:
-    if not factors:
-        return {}
-    features = read_parquet(con, [files.features])
-    present = [f for f in factors if f in features.columns]
-    scores = read_parquet(con, [files.scores]).select(PROFILE_ID, "bucket")
-    joined = features.select(PROFILE_ID, *present).join(scores, PROFILE_ID)
-    out = {}
-    for factor in present:
-        dist = value_distribution(joined, factor, kinds.get(factor, "numeric"))
-        dist["name"] = names.get(factor, factor)
+def _distributions(con: BaseBackend, files: RunFiles, factors: list[str],
+                   known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Value distributions of ``factors``; those factors.json already holds in this format
+    (the run's global top factors) are reused, the others computed in the engine."""
+    out, missing = {}, []
+    for factor in factors:
+        done = known.get(factor, {}).get("by_bucket")
+        if done is not None and (done["type"] == "categorical" or "labels" in done):
+            out[factor] = dict(done)
+        else:
+            missing.append(factor)
+    if missing:
+        features = read_parquet(con, [files.features])
+        present = [f for f in missing if f in features.columns]
+        scores = read_parquet(con, [files.scores]).select(PROFILE_ID, "bucket")
+        joined = features.select(PROFILE_ID, *present).join(scores, PROFILE_ID)
+        for factor in present:
+            out[factor] = value_distribution(joined, factor,
+                                             known.get(factor, {}).get("kind", "numeric"))
+    for factor, dist in out.items():
+        dist["name"] = known.get(factor, {}).get("name", factor)
         dist["headline"] = headline(dist)
-        out[factor] = dist
-    return out
+    return {f: out[f] for f in factors if f in out}
 
 
 def value_distribution(joined: ir.Table, column: str, kind: str) -> dict[str, Any]:
