@@ -240,10 +240,13 @@ class Workspace:
 
     def overview(self) -> list[dict]:
         """Every instance's line in the list: status, last run, profiles scored (this year too)."""
+        return [self.instance_overview(i.name) for i in self.instances()]
+
+    def instance_overview(self, name: str) -> dict:
+        """One instance's line in the list."""
         from likely.scoring import results as _results
 
-        year = datetime.now(UTC).year
-        return [_results.overview(self.catalog, i, year) for i in self.instances()]
+        return _results.overview(self.catalog, self.instance(name), datetime.now(UTC).year)
 
     def summary(self, name: str, run_id: str | None = None) -> dict:
         """A successful run's summary (default: the current run): buckets, histogram, targeting

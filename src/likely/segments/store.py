@@ -21,7 +21,7 @@ from likely.errors import (
     did_you_mean,
 )
 from likely.scoring import records
-from likely.scoring.instances import Instance, get_instance, list_instances
+from likely.scoring.instances import Instance, list_instances
 from likely.scoring.results import latest_scored
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def _scores_by_instance(catalog: Catalog, con: BaseBackend, root: Path,
     """One row per profile with ``<instance>.<field>`` columns, outer-joined across instances."""
     joined = None
     for instance in used:
-        current = latest_scored(catalog, con, root, get_instance(catalog, instance.id))
+        current = latest_scored(catalog, con, root, instance)
         renamed = current.select(PROFILE_ID, **{f"{instance.name}.{f}": current[f]
                                                 for f in SCORE_FIELDS})
         if joined is None:

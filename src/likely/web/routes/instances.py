@@ -86,7 +86,7 @@ def create_instance(request: Request, config: dict[str, Any] = Body(...)) -> dic
 def get_instance(request: Request, name: str) -> dict[str, Any]:
     ws = workspace(request)
     instance = ws.instance(name)
-    line = next(o for o in ws.overview() if o["name"] == instance.name)
+    line = ws.instance_overview(instance.name)
     job = request.app.state.jobs.get(instance.name)
     return {**instance.to_dict(), "overview": line, "job": job.to_dict() if job else None}
 
