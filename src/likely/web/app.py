@@ -105,8 +105,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = ("No such page. Start from the instances list." if exc.status_code == 404
                    else str(exc.detail))
         if wants_json(request):
-            return JSONResponse({"error": message if exc.status_code == 404 else exc.detail,
-                                 "type": "HTTPException", "detail": {}},
+            return JSONResponse({"error": message, "type": "HTTPException", "detail": {}},
                                 status_code=exc.status_code)
         return _error_page(request, exc.status_code, "Not found" if exc.status_code == 404
                            else "Error", message)
