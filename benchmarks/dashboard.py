@@ -12,6 +12,7 @@ Run: .venv/bin/python benchmarks/dashboard.py --profiles 1000000
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import threading
@@ -27,9 +28,10 @@ import uvicorn
 from _machine import describe, peak_rss_mb
 
 from likely.data import demo
+from likely.engine import read_parquet
 from likely.scoring import records
-from likely.scoring.summary import SUMMARY_FILE
-from likely.storage import write_table
+from likely.scoring.summary import SUMMARY_FILE, value_distribution
+from likely.storage import write_json, write_table
 from likely.web import create_app
 from likely.workspace import Workspace
 
@@ -70,10 +72,27 @@ def replicate(ws: Workspace, profiles: int) -> tuple[str, float]:
     rows = [order[p] for p in scores.column("profile_id").to_pylist()]
     write_table(features.take(np.asarray(rows)[pick]).set_column(0, "profile_id", ids),
                 folder / "features.parquet")
+    started = time.perf_counter()
+    _refresh_factor_distributions(ws, folder)
+    print(f"factors.json distributions over {profiles:,} profiles (the explanations stage "
+          f"computes these): {time.perf_counter() - started:.2f} s")
     (folder / SUMMARY_FILE).unlink()
     started = time.perf_counter()
     ws.summary("buyers")
     return "P00123456" if profiles > 123456 else "P00000001", time.perf_counter() - started
+
+
+def _refresh_factor_distributions(ws: Workspace, folder: Path) -> None:
+    """Recompute factors.json's per-bucket distributions over the replicated rows, as the run's
+    explanations stage does, so the summary reuses figures of the same data."""
+    document = json.loads((folder / "factors.json").read_text())
+    features = read_parquet(ws.con, [folder / "features.parquet"])
+    scores = read_parquet(ws.con, [folder / "scores.parquet"]).select("profile_id", "bucket")
+    joined = features.join(scores, "profile_id")
+    for entry in document["factors"]:
+        if "by_bucket" in entry:
+            entry["by_bucket"] = value_distribution(joined, entry["factor"], entry["kind"])
+    write_json(document, folder / "factors.json")
 
 
 def serve(path: Path) -> tuple[str, uvicorn.Server]:
