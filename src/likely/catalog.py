@@ -11,7 +11,14 @@ Tables (schema version in ``PRAGMA user_version``; migrations only ever add):
 - ``instances``       prediction instances: a stable id, a unique name, the config (JSON).
 - ``runs``            one row per run: status, as-of date, timings, counts, metrics, error.
 - ``models``          trained models: where saved, content hash, metrics.
-- ``segments``        named rules over scores (used from the segments stage on).
+- ``segments``        named rules over scores and profile attributes; ``automatic`` ones are
+                      made by runs (one per bucket, one per common top reason among High).
+- ``segment_memberships`` one row per materialised membership of a published segment: its score
+                      date, Parquet file, size, and how many entered and left (``exited``) since
+                      the previous one.
+- ``destinations``    where segments are activated: a named config (folder, webhook, table);
+                      credentials are named environment variables, never stored.
+- ``activations``     the log of every activation: when, where, how many, outcome.
 """
 
 from __future__ import annotations
@@ -101,10 +108,54 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE segments ADD COLUMN description TEXT NOT NULL DEFAULT ''
     """,
+    # 3: segments are published (membership history), made automatically, activated.
+    """
+    ALTER TABLE segments ADD COLUMN automatic INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE segments ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE segment_memberships (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        segment_id    TEXT NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+        score_date    TEXT NOT NULL,
+        path          TEXT NOT NULL,
+        profiles      INTEGER NOT NULL,
+        entered       INTEGER,
+        exited        INTEGER,
+        run_ids       TEXT NOT NULL DEFAULT '{}',
+        published_at  TEXT NOT NULL,
+        UNIQUE (segment_id, score_date)
+    );
+    CREATE TABLE destinations (
+        name        TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL CHECK (kind IN ('folder', 'webhook', 'table')),
+        config      TEXT NOT NULL DEFAULT '{}',
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE TABLE activations (
+        id              TEXT PRIMARY KEY,
+        segment_id      TEXT NOT NULL,
+        segment_name    TEXT NOT NULL,
+        destination     TEXT NOT NULL,
+        mode            TEXT NOT NULL,
+        score_date      TEXT,
+        status          TEXT NOT NULL,
+        started_at      TEXT NOT NULL,
+        finished_at     TEXT,
+        profiles        INTEGER NOT NULL DEFAULT 0,
+        sent            INTEGER NOT NULL DEFAULT 0,
+        entered         INTEGER,
+        exited          INTEGER,
+        batches         INTEGER NOT NULL DEFAULT 0,
+        failed_batches  INTEGER NOT NULL DEFAULT 0,
+        detail          TEXT NOT NULL DEFAULT '{}',
+        error           TEXT
+    );
+    CREATE INDEX activations_segment ON activations(segment_id, started_at);
+    """,
 ]
 
 JSON_COLUMNS = {"columns", "quality", "config", "timings", "counts", "metrics", "notes",
-                "instance_ids"}
+                "instance_ids", "run_ids", "detail"}
 
 
 def utcnow() -> str:

@@ -45,6 +45,8 @@ class Segment:
     created_at: str
     updated_at: str
     published: bool
+    automatic: bool = False
+    hidden: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -97,7 +99,7 @@ def get_segment(catalog: Catalog, name: str) -> Segment:
     if row is None:
         names = [r["name"] for r in catalog.query("SELECT name FROM segments ORDER BY name")]
         raise NotFoundError(f"No segment named '{name}'.{did_you_mean(name, names)}")
-    return Segment(**{**row, "published": bool(row["published"])})
+    return Segment(**{**row, **{k: bool(row[k]) for k in ("published", "automatic", "hidden")}})
 
 
 def list_segments(catalog: Catalog) -> list[Segment]:
