@@ -11,17 +11,25 @@ Allowed: comparisons, AND/OR/NOT, IN and NOT IN with literal lists, LIKE/ILIKE, 
 BETWEEN, + - * / %, literals (text, numbers, TRUE/FALSE, NULL, DATE '…', TIMESTAMP '…',
 CAST(literal AS DATE|TIMESTAMP)), the functions lower, upper, coalesce, length, abs, and date
 parts: extract(year|month|day|hour|dow FROM col), date_part('…', col), year(col), month(col),
-day(col), hour(col), dayofweek(col).
+day(col), hour(col), dayofweek(col). A list column (a segment's ``reasons``) is tested with
+``'cart adds' IN "purchase-30d".reasons``.
+
+When the columns come with their types, the condition is also compiled against them once, so a
+comparison of text with a number, or a text that is not a number where one is needed, is refused
+when the condition is written, not when it first runs.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
+import ibis.common.exceptions as com
 import ibis.expr.datatypes as dt
 import sqlglot
 from sqlglot import exp
@@ -71,7 +79,29 @@ def parse_condition(
         raise ConditionError(
             f"Condition '{text}' is not true/false: it computes a value. Compare it, e.g. "
             f"'{text} > 0'.", token=root.sql(), condition=text)
-    return Condition(text, frozenset(used), tree)
+    condition = Condition(text, frozenset(used), tree)
+    if known and all(isinstance(kind, dt.DataType) for kind in known.values()):
+        _check_types(condition, known)
+    return condition
+
+
+def _check_types(condition: Condition, known: dict[str, dt.DataType]) -> None:
+    """Compile against an empty table of the known types: Ibis refuses mismatched types."""
+    try:
+        compile_condition(condition, ibis.table(known, name="condition"))
+    except ConditionError:
+        raise
+    except (com.IbisTypeError, AttributeError, TypeError, ValueError) as exc:
+        reason = str(exc).split("\n")[0]
+        if isinstance(exc, com.IbisTypeError):
+            reason = re.sub(r"Literal\((.*?)\):\w+", r"\1", reason)
+        elif isinstance(exc, (AttributeError, TypeError)):
+            reason = "an operation does not apply to the type of a column"
+        raise ConditionError(
+            f"Types do not match in condition '{condition.text}': {reason}. Columns: "
+            + ", ".join(f"{name} ({kind})" for name, kind in sorted(known.items())
+                        if name in condition.columns) + ".",
+            token=condition.text, condition=condition.text) from None
 
 
 def compile_condition(condition: Condition, table: ir.Table) -> ir.BooleanValue:
@@ -131,6 +161,17 @@ def _check(node: exp.Expression, text: str, known: dict, used: set[str]) -> None
                       "BETWEEN, arithmetic and the functions " + ", ".join(FUNCTIONS))
     if isinstance(node, exp.In) and (node.args.get("query") or node.args.get("unnest")):
         raise _refuse(text, node.sql(), "IN with a list of literal values")
+    if isinstance(node, exp.In) and _list_column(node) is not None:
+        column = _list_column(node)
+        name = _column_name(column, text, known)
+        kind = known.get(name)
+        if kind is not None and not (isinstance(kind, dt.DataType) and kind.is_array()):
+            raise _refuse(text, node.sql(), f"'value IN column' only for list columns; '{name}' "
+                          "is not a list: write column IN ('a', 'b')")
+        if not isinstance(node.this, exp.Literal):
+            raise _refuse(text, node.this.sql(), f"a literal value before IN {name}")
+        used.add(name)
+        return
     for child in node.iter_expressions():
         _check(child, text, known, used)
 
@@ -177,6 +218,17 @@ def _column_name(node: exp.Column, text: str, known: dict) -> str:
     return name
 
 
+def _list_column(node: exp.In) -> exp.Column | None:
+    """The column of ``'value' IN column`` (or ``IN (column)``), which tests list membership."""
+    field_ = node.args.get("field")
+    if isinstance(field_, exp.Column):
+        return field_
+    if len(node.expressions) == 1 and isinstance(node.expressions[0], exp.Column) and \
+            isinstance(node.this, exp.Literal):
+        return node.expressions[0]
+    return None
+
+
 def _refuse(text: str, token: str, allowed: str) -> ConditionError:
     return ConditionError(f"'{token}' is not allowed in condition '{text}'. Allowed: {allowed}.",
                           token=token, condition=text)
@@ -212,6 +264,9 @@ def _compile_operation(node: exp.Expression, t: ir.Table) -> Any:
         if isinstance(node, cls):
             left, right = _aligned(_compile(node.this, t), _compile(node.expression, t))
             return getattr(left, method)(right)
+    if isinstance(node, exp.In) and _list_column(node) is not None:
+        return t[".".join(p.name for p in _list_column(node).parts)].contains(
+            _compile(node.this, t))
     if isinstance(node, exp.In):
         column = _compile(node.this, t)
         values = [_aligned(column, _compile(v, t))[1] for v in node.expressions]
@@ -253,10 +308,23 @@ def _aligned(left: Any, right: Any) -> tuple[Any, Any]:
     """Cast a text literal to the column's type, so `timestamp >= '2025-01-01'` works."""
     if isinstance(right, str) and hasattr(left, "type") and (
             left.type().is_temporal() or left.type().is_numeric()):
+        _check_literal(right, left.type())
         return left, ibis.literal(right).cast(left.type())
     if isinstance(left, str) and hasattr(right, "type"):
         return _aligned(right, left)[::-1]
     return left, right
+
+
+def _check_literal(text: str, kind: dt.DataType) -> None:
+    """A text compared with a number or a date must read as one (else the engine fails later)."""
+    try:
+        if kind.is_numeric():
+            float(text)
+        else:
+            datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a {'number' if kind.is_numeric() else 'date'}, "
+                         f"but is compared with a {kind} column") from None
 
 
 def _number(text: str) -> int | float:

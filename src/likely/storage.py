@@ -67,6 +67,31 @@ def write_batches(
     return Path(target)
 
 
+EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+
+
+def export_expr(expr: ir.Table, target: str | Path, fmt: str) -> Path:
+    """Write a result for people and other systems: CSV (lists and records as JSON text),
+    Parquet, or JSON Lines (streamed in batches), atomically."""
+    from likely.errors import ConfigError
+
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"Unknown export format '{fmt}'. Allowed: {', '.join(EXPORT_FORMATS)}.")
+    with atomic_path(target) as tmp:
+        if fmt == "parquet":
+            expr.to_parquet(tmp, compression="zstd")
+        elif fmt == "csv":
+            nested = {c: expr[c].cast("json").cast("string") for c, t in expr.schema().items()
+                      if t.is_nested()}
+            (expr.mutate(**nested) if nested else expr).to_csv(tmp)
+        else:
+            with open(tmp, "w") as handle:
+                for batch in expr.to_pyarrow_batches(chunk_size=100_000):
+                    for row in batch.to_pylist():
+                        handle.write(json.dumps(row, default=str) + "\n")
+    return Path(target)
+
+
 def write_json(data: Any, target: str | Path) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str, sort_keys=True))

@@ -62,6 +62,7 @@ class Workspace:
                 f"{self.path}` (or pass --workspace / set {ENV_VAR})."
             )
         self.engine_settings = engine or EngineSettings(temp_directory=str(self.path / "tmp"))
+        self.last_publish: dict | None = None
 
     @classmethod
     def create(cls, path: str | Path | None = None, *, exist_ok: bool = True) -> Workspace:
@@ -184,12 +185,23 @@ class Workspace:
     # -- runs and outputs ---------------------------------------------------------------------
 
     def run(self, name: str, *, as_of: date | None = None, progress=None) -> _records.RunRecord:
-        """Train, score, explain and write outputs for an instance; returns the run record."""
+        """Train, score, explain and write outputs for an instance; returns the run record.
+
+        After a successful run, the instance's automatic segments are refreshed and every
+        published segment reading it gets a new membership (the report: ``last_publish``).
+        """
+        from likely.scoring.records import SUCCESS
         from likely.scoring.run import run_instance
 
-        return run_instance(self.catalog, self.con, self.path, self.instance(name),
-                            as_of=as_of, progress=progress,
-                            threads=self.engine_settings.resolved_threads())
+        record = run_instance(self.catalog, self.con, self.path, self.instance(name),
+                              as_of=as_of, progress=progress,
+                              threads=self.engine_settings.resolved_threads())
+        self.last_publish = None
+        if record.status == SUCCESS:  # a failed run leaves every membership as it was
+            if progress is not None:
+                progress("segments", 0, 1)
+            self.last_publish = self.publish_after_run(name)
+        return record
 
     def runs(self, name: str) -> list[_records.RunRecord]:
         from likely.scoring import records as _records
@@ -279,10 +291,18 @@ class Workspace:
 
     # -- segments -----------------------------------------------------------------------------
 
-    def create_segment(self, name: str, rule: str, *, description: str = "") -> Segment:
+    def create_segment(self, name: str, rule: str, *, description: str = "",
+                       published: bool = True) -> Segment:
+        """Save a segment. A published one gets memberships now at the last few score dates of
+        its instances (so it has a history from the start), and a new one after every run of
+        the instances it reads."""
         from likely import segments
 
-        return segments.create_segment(self.catalog, name, rule, description=description)
+        segment = segments.create_segment(self.catalog, self.path, name, rule,
+                                          description=description, published=published)
+        if published:
+            self._publish_if_scored(segment)
+        return segment
 
     def create_bucket_segment(self, name: str, instance: str, bucket: str, *,
                               description: str = "") -> Segment:
@@ -292,22 +312,98 @@ class Workspace:
         rule = segments.bucket_rule(self.instance(instance), bucket)
         return self.create_segment(name, rule, description=description)
 
-    def segments(self) -> list[Segment]:
+    def edit_segment(self, name: str, /, *, new_name: str | None = None,
+                     rule: str | None = None, description: str | None = None,
+                     published: bool | None = None, hidden: bool | None = None) -> Segment:
+        """Change a segment. A new rule restarts its membership history."""
         from likely import segments
 
-        return segments.list_segments(self.catalog)
+        segment = segments.edit_segment(self.catalog, self.path, name, new_name=new_name,
+                                        rule=rule, description=description,
+                                        published=published, hidden=hidden)
+        if segment.published and (rule is not None or published):
+            self._publish_if_scored(segment)
+        return segment
+
+    def segments(self, *, hidden: bool = False) -> list[Segment]:
+        from likely import segments
+
+        return segments.list_segments(self.catalog, hidden=hidden)
 
     def segment(self, name: str) -> Segment:
         from likely import segments
 
         return segments.get_segment(self.catalog, name)
 
-    def segment_size(self, name: str) -> dict:
+    def segment_fields(self) -> dict:
+        """What a rule may read: each instance's score fields and the profile attributes."""
         from likely import segments
 
-        return segments.segment_size(self.catalog, self.con, self.path, self.segment(name))
+        return segments.available_fields(self.catalog, self.path)
+
+    def preview_segment(self, rule: str, *, sample: int = 20) -> dict:
+        """A rule's size and a sample of its members at the current scores, before saving."""
+        from likely import segments
+
+        return segments.preview(self.catalog, self.con, self.path, rule, sample=sample)
+
+    def segment_size(self, name: str) -> dict:
+        """How many profiles the segment selects from the instances' current runs."""
+        preview = self.preview_segment(self.segment(name).rule, sample=0)
+        return {"profiles": preview["profiles"], "score_date": preview["score_date"],
+                "runs": preview["runs"]}
+
+    def show_segment(self, name: str, *, sample: int = 20) -> dict:
+        """Rule in words, size, size per run, entered/left since the previous run, a sample."""
+        from likely import segments
+
+        return segments.show(self.catalog, self.con, self.path, self.segment(name),
+                             sample=sample)
+
+    def segment_members(self, name: str, *, as_of: date | None = None) -> ir.Table:
+        """Members at the newest score date on or before ``as_of`` (default: now)."""
+        from likely import segments
+
+        return segments.segment_members(self.catalog, self.con, self.path, self.segment(name),
+                                        as_of)
+
+    def export_segment(self, name: str, out: str | Path, *, format: str = "csv",
+                       as_of: date | None = None) -> Path:
+        """Write a segment's members (ids, scores, the attributes its rule reads)."""
+        from likely.storage import export_expr
+
+        return export_expr(self.segment_members(name, as_of=as_of), Path(out), format)
+
+    def publish_segment(self, name: str, *, as_of: date | None = None) -> dict:
+        """Materialise the membership now (or as of a date) and keep publishing after runs."""
+        from likely import segments
+
+        segment = self.segment(name)
+        if not segment.published:
+            segment = segments.edit_segment(self.catalog, self.path, name, published=True)
+        return segments.publish(self.catalog, self.con, self.path, segment, as_of)
+
+    def segment_history(self, name: str) -> list[dict]:
+        from likely import segments
+
+        return segments.history(self.catalog, self.con, self.path, self.segment(name))
 
     def delete_segment(self, name: str) -> Segment:
         from likely import segments
 
-        return segments.delete_segment(self.catalog, name)
+        return segments.delete_segment(self.catalog, self.path, name)
+
+    def publish_after_run(self, name: str) -> dict:
+        """Refresh the instance's automatic segments and publish the segments reading it."""
+        from likely import segments
+
+        return segments.after_run(self.catalog, self.con, self.path, self.instance(name))
+
+    def _publish_if_scored(self, segment: Segment) -> None:
+        import contextlib
+
+        from likely import segments
+        from likely.errors import NotFoundError
+
+        with contextlib.suppress(NotFoundError):  # no scores yet: the first run publishes it
+            segments.publish_history(self.catalog, self.con, self.path, segment)

@@ -22,14 +22,13 @@ from likely.scoring.instances import Instance
 from likely.scoring.outcomes import read_outcome, window_end
 from likely.scoring.outputs import FACTORS_FILE, PROFILE_SCORES_FILE, SCORES_FILE, run_files
 from likely.scoring.summary import build_summary, read_summary, target, write_summary
-from likely.storage import atomic_path
+from likely.storage import export_expr
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pyarrow as pa
     from ibis.backends import BaseBackend
 
-EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
 
 def find_run(catalog: Catalog, instance: Instance, run_id: str | None) -> records.RunRecord:
@@ -113,26 +112,7 @@ def factors(catalog: Catalog, root: Path, instance: Instance) -> dict[str, Any]:
 def export(
     catalog: Catalog, con: BaseBackend, root: Path, instance: Instance, out: Path, fmt: str
 ) -> Path:
-    if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"Unknown export format '{fmt}'. Allowed: {', '.join(EXPORT_FORMATS)}.")
-    table = current_table(catalog, con, root, instance)
-    with atomic_path(out) as tmp:
-        if fmt == "parquet":
-            table.to_parquet(tmp)
-        elif fmt == "csv":
-            flat = table.mutate(influential_factors=table.influential_factors.cast("json")
-                                .cast("string"))
-            flat.to_csv(tmp)
-        else:
-            _write_jsonl(table, tmp)
-    return out
-
-
-def _write_jsonl(table: ir.Table, path: Path) -> None:
-    with open(path, "w") as handle:
-        for batch in table.to_pyarrow_batches(chunk_size=100_000):
-            for row in batch.to_pylist():
-                handle.write(json.dumps(row, default=str) + "\n")
+    return export_expr(current_table(catalog, con, root, instance), out, fmt)
 
 
 def run_summary(

@@ -1,0 +1,143 @@
+"""Segment rules: which fields a rule may read, checked with the same parser as goals.
+
+A rule reads ``<instance>.<field>`` for the latest scores of any instance (quote a name with a
+dash: ``"purchase-30d".bucket``) and the profile attributes of those instances' profiles
+datasets, unqualified (``loyalty_tier IN ('gold')``), as they were known at the score date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.datatypes as dt
+
+from likely.catalog import Catalog
+from likely.conditions import Condition, parse_condition
+from likely.data.datasets import get_dataset
+from likely.data.profiles import NOT_ATTRIBUTES
+from likely.errors import ConditionError, ConfigError, NotFoundError
+from likely.scoring.instances import Instance, list_instances
+
+#: The fields of an instance's scores a rule may read, with their types and meaning.
+SCORE_FIELDS: dict[str, tuple[str, str]] = {
+    "bucket": ("string", "High, Medium or Low"),
+    "score": ("float64", "0–100"),
+    "percentile": ("int16", "1–100: share of scored profiles ranked at or below"),
+    "probability": ("float64", "calibrated probability of the goal"),
+    "top_reason": ("string", "the behaviour of the strongest reason, e.g. 'cart adds'"),
+    "reasons": ("array<string>", "the behaviours of all reasons: 'cart adds' IN x.reasons"),
+}
+BUCKETS = ("High", "Medium", "Low")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A checked rule: its condition, the instances and the attributes it reads."""
+
+    condition: Condition
+    instances: list[Instance]
+    attributes: dict[str, str]  # attribute -> the profiles dataset it comes from
+
+    @property
+    def text(self) -> str:
+        return self.condition.text
+
+    def fields(self, instance: Instance) -> list[str]:
+        """The score fields of ``instance`` the rule reads."""
+        return [f for f in SCORE_FIELDS if f"{instance.name}.{f}" in self.condition.columns]
+
+
+def bucket_rule(instance: Instance, bucket: str) -> str:
+    """The rule selecting one bucket of an instance's latest scores."""
+    if bucket not in BUCKETS:
+        raise ConfigError(f"Unknown bucket '{bucket}'. Buckets: High, Medium, Low.")
+    return f"{quote(instance.name)}.bucket = {literal(bucket)}"
+
+
+def reason_rule(instance: Instance, bucket: str, behaviour: str) -> str:
+    """The rule selecting one bucket whose strongest reason is ``behaviour``."""
+    return f"{bucket_rule(instance, bucket)} AND {quote(instance.name)}.top_reason = " \
+           f"{literal(behaviour)}"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def available_fields(catalog: Catalog, root) -> dict:
+    """What a rule may read: per instance its score fields, and the profile attributes."""
+    instances = list_instances(catalog)
+    return {
+        "instances": [{"name": i.name, "reference": _reference(i.name),
+                       "fields": [{"name": f, "type": kind, "meaning": meaning}
+                                  for f, (kind, meaning) in SCORE_FIELDS.items()]}
+                      for i in instances],
+        "attributes": [{"name": name, "type": str(kind), "dataset": dataset}
+                       for name, (kind, dataset) in _attributes(catalog, root,
+                                                                instances).items()],
+    }
+
+
+def check_rule(catalog: Catalog, root, text: str) -> Rule:
+    """Parse ``text`` against every instance's fields and the attributes; refuse a rule that
+    reads no instance (it would have no population to select from)."""
+    instances = {i.name: i for i in list_instances(catalog)}
+    attributes = _attributes(catalog, root, list(instances.values()))
+    columns: dict[str, dt.DataType] = {
+        f"{name}.{field}": ibis.dtype(kind)
+        for name in instances for field, (kind, _) in SCORE_FIELDS.items()}
+    columns.update({name: kind for name, (kind, _) in attributes.items()})
+    condition = parse_condition(text, columns)
+    used = sorted({c.rsplit(".", 1)[0] for c in condition.columns if c not in attributes})
+    if not used:
+        example = next(iter(instances), "purchase-30d")
+        raise ConditionError(
+            f"Rule '{text}' reads no instance's scores, so it would select nobody or everybody. "
+            f"Name a field of an instance, e.g. {quote(example)}.bucket = 'High'.",
+            token=text, condition=text)
+    read = [instances[name] for name in used]
+    return Rule(condition, read, _attribute_sources(condition, attributes, read, text))
+
+
+def _reference(name: str) -> str:
+    """How a rule names the instance: bare when it is a plain identifier, else quoted."""
+    return name if name.isidentifier() else quote(name)
+
+
+def _attributes(catalog: Catalog, root, instances: list[Instance]) -> dict:
+    """Attribute -> (type, dataset) over the instances' profiles datasets, first one wins."""
+    found: dict[str, tuple[dt.DataType, str]] = {}
+    for dataset_name in dict.fromkeys(i.config.datasets.profiles for i in instances):
+        if not dataset_name:
+            continue
+        try:
+            dataset = get_dataset(catalog, root, dataset_name)
+        except NotFoundError:
+            continue
+        for column in dataset.columns:
+            if column["name"] not in NOT_ATTRIBUTES and "." not in column["name"]:
+                found.setdefault(column["name"], (ibis.dtype(column["type"]), dataset_name))
+    return found
+
+
+def _attribute_sources(condition: Condition, attributes: dict, used: list[Instance],
+                       text: str) -> dict[str, str]:
+    """Each attribute the rule reads must come with the profiles of an instance it reads."""
+    datasets = {i.config.datasets.profiles for i in used}
+    sources = {}
+    for column in condition.columns:
+        if column not in attributes:
+            continue
+        dataset = attributes[column][1]
+        if dataset not in datasets:
+            raise ConditionError(
+                f"Attribute '{column}' comes from profiles dataset '{dataset}', which none of "
+                f"the instances in rule '{text}' ({', '.join(i.name for i in used)}) uses.",
+                token=column, condition=text)
+        sources[column] = dataset
+    return sources
