@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from ibis.backends import BaseBackend
 
+    from likely import activation as _activation
     from likely.scoring import instances as _instances
     from likely.scoring import records as _records
     from likely.segments import Segment
@@ -392,6 +393,47 @@ class Workspace:
         from likely import segments
 
         return segments.delete_segment(self.catalog, self.path, name)
+
+    # -- activation ---------------------------------------------------------------------------
+
+    def add_destination(self, name: str, kind: str, config: dict) -> _activation.Destination:
+        """Save where segments can be sent (folder, webhook, table); secrets stay in the
+        environment variables the config names."""
+        from likely import activation
+
+        return activation.add_destination(self.catalog, name, kind, config)
+
+    def destinations(self) -> list[_activation.Destination]:
+        from likely import activation
+
+        return activation.list_destinations(self.catalog)
+
+    def remove_destination(self, name: str) -> _activation.Destination:
+        from likely import activation
+
+        return activation.remove_destination(self.catalog, name)
+
+    def activate_segment(self, name: str, destination: str, *, mode: str | None = None,
+                         as_of: date | None = None, progress=None) -> _activation.Activation:
+        """Send the segment's current members (or those as of a date) to a destination; the
+        outcome is logged, failed batches kept for replay."""
+        from likely import activation, segments
+
+        segment = self.segment(name)
+        members = self.segment_members(name, as_of=as_of)
+        score_date = segments.members_date(self.catalog, self.path, segment, as_of)
+        return activation.activate(self.catalog, self.path, destination,
+                                   segment_id=segment.id, segment_name=segment.name,
+                                   score_date=score_date, members=members.to_pyarrow(),
+                                   mode=mode, progress=progress)
+
+    def activations(self, segment: str | None = None, *,
+                    limit: int = 50) -> list[_activation.Activation]:
+        """The activation log, newest first (of one segment, or all)."""
+        from likely import activation
+
+        segment_id = self.segment(segment).id if segment else None
+        return activation.list_activations(self.catalog, segment_id=segment_id, limit=limit)
 
     def publish_after_run(self, name: str) -> dict:
         """Refresh the instance's automatic segments and publish the segments reading it."""

@@ -46,6 +46,16 @@ def segment_members(catalog: Catalog, con: BaseBackend, root: Path, segment: Seg
     return members(catalog, con, root, rule, basis(catalog, rule, as_of))
 
 
+def members_date(catalog: Catalog, root: Path, segment: Segment,
+                 as_of: date | None = None) -> str:
+    """The score date :func:`segment_members` reads for ``as_of``."""
+    if segment.published:
+        kept = membership_at(catalog, segment, as_of)
+        if kept is not None:
+            return kept["score_date"]
+    return basis(catalog, segment_rule(catalog, root, segment), as_of).score_date.isoformat()
+
+
 def show(catalog: Catalog, con: BaseBackend, root: Path, segment: Segment, *,
          sample: int = SAMPLE_ROWS) -> dict[str, Any]:
     """The segment with its rule in words, size, size per run, who entered and left last."""
