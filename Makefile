@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DIR ?= demo-workspace
 
-.PHONY: setup test lint browser demo clean bench
+.PHONY: setup test lint browser postgres demo clean bench
 
 $(BIN)/likely: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,26 @@ browser:
 		|| { $$sudo $(APT_GET) update && $$sudo $(APT_GET) install -y chromium; } \
 		|| echo "Could not install Chromium: the browser tests will skip."
 
-test: setup lint browser
+# The table-destination tests (tests/test_activation.py) start their own throwaway PostgreSQL
+# server from Debian's binaries (initdb, pg_ctl in /usr/lib/postgresql/*/bin; no service is
+# used). Install them when missing, as for Chromium; without them those tests skip with the reason.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v $(APT_GET) >/dev/null 2>&1; then \
+		echo "PostgreSQL is missing and apt-get is not available: the PostgreSQL tests will skip."; \
+		exit 0; fi; \
+	sudo=""; \
+	if [ "$$(id -u)" != 0 ]; then \
+		if command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else \
+			echo "PostgreSQL is missing; not root and no sudo: the PostgreSQL tests will skip" \
+			     "(install it with: apt-get install postgresql)."; exit 0; fi; fi; \
+	echo "Installing PostgreSQL for the table-destination tests: $${sudo:+$$sudo }$(APT_GET) install -y postgresql"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo $(APT_GET) install -y postgresql \
+		|| { $$sudo $(APT_GET) update && $$sudo $(APT_GET) install -y postgresql; } \
+		|| echo "Could not install PostgreSQL: the PostgreSQL tests will skip."
+
+test: setup lint browser postgres
 	$(BIN)/python -m pytest -q
 
 demo: setup

@@ -45,7 +45,7 @@ def check_members(members: pa.Table) -> pa.Table:
         raise DataError(f"Members have more than one '{PROFILE_ID}' column.")
     ids = members[PROFILE_ID]
     if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)
-            or pa.types.is_dictionary(ids.type)):
+            or pa.types.is_dictionary(ids.type) or pa.types.is_null(ids.type)):
         raise DataError(f"Members' '{PROFILE_ID}' must be text; it is {ids.type}.")
     ids = ids.cast(pa.string())
     if ids.null_count:
