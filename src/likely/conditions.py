@@ -133,6 +133,11 @@ def _parse(text: str) -> exp.Expression:
         token = error.get("highlight") or ""
         raise ConditionError(f"Condition '{text}' is not valid: {error.get('description', exc)} "
                              f"near '{token}'.", token=token, condition=text) from None
+    except sqlglot.errors.TokenError:  # an unclosed quote
+        quote = next((q for q in ("'", '"') if text.count(q) % 2), "'")
+        raise ConditionError(f"Condition '{text}' has an unclosed {quote}: close it "
+                             "(text in single quotes, names in double).", token=quote,
+                             condition=text) from None
     if len(statements) != 1 or statements[0] is None:
         raise ConditionError(f"Condition '{text}' must be a single expression.", token=text,
                              condition=text)

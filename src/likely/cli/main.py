@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from likely.cli import datasets, demo, instances, runs, serve
+from likely.cli import datasets, demo, instances, runs, segments, serve
 from likely.cli.common import PlainGroup, console, err_console, plain_help
 from likely.errors import LikelyError
 
@@ -23,6 +23,8 @@ app = typer.Typer(
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(instances.app, name="instances")
 app.add_typer(runs.runs_app, name="runs")
+app.add_typer(segments.app, name="segments")
+app.add_typer(segments.destinations_app, name="destinations")
 app.command("demo-data")(demo.demo_data)
 app.command("run")(runs.run)
 app.command("scores")(runs.scores)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.datatypes as dt
+import sqlglot
+from sqlglot import exp
 
 from likely.catalog import Catalog
 from likely.conditions import Condition, parse_condition
@@ -52,13 +54,23 @@ def bucket_rule(instance: Instance, bucket: str) -> str:
     """The rule selecting one bucket of an instance's latest scores."""
     if bucket not in BUCKETS:
         raise ConfigError(f"Unknown bucket '{bucket}'. Buckets: High, Medium, Low.")
-    return f"{quote(instance.name)}.bucket = {literal(bucket)}"
+    return f"{reference(instance.name)}.bucket = {literal(bucket)}"
 
 
 def reason_rule(instance: Instance, bucket: str, behaviour: str) -> str:
     """The rule selecting one bucket whose strongest reason is ``behaviour``."""
-    return f"{bucket_rule(instance, bucket)} AND {quote(instance.name)}.top_reason = " \
+    return f"{bucket_rule(instance, bucket)} AND {reference(instance.name)}.top_reason = " \
            f"{literal(behaviour)}"
+
+
+def reference(name: str) -> str:
+    """How a rule names an instance: bare when SQL reads it back as that name, else quoted."""
+    try:
+        column = sqlglot.parse_one(f"{name}.bucket", read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return quote(name)
+    bare = isinstance(column, exp.Column) and column.table == name and name.isidentifier()
+    return name if bare else quote(name)
 
 
 def quote(name: str) -> str:
@@ -73,7 +85,7 @@ def available_fields(catalog: Catalog, root) -> dict:
     """What a rule may read: per instance its score fields, and the profile attributes."""
     instances = list_instances(catalog)
     return {
-        "instances": [{"name": i.name, "reference": _reference(i.name),
+        "instances": [{"name": i.name, "reference": reference(i.name),
                        "fields": [{"name": f, "type": kind, "meaning": meaning}
                                   for f, (kind, meaning) in SCORE_FIELDS.items()]}
                       for i in instances],
@@ -102,11 +114,6 @@ def check_rule(catalog: Catalog, root, text: str) -> Rule:
             token=text, condition=text)
     read = [instances[name] for name in used]
     return Rule(condition, read, _attribute_sources(condition, attributes, read, text))
-
-
-def _reference(name: str) -> str:
-    """How a rule names the instance: bare when it is a plain identifier, else quoted."""
-    return name if name.isidentifier() else quote(name)
 
 
 def _attributes(catalog: Catalog, root, instances: list[Instance]) -> dict:
