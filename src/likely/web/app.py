@@ -44,9 +44,9 @@ def create_app(workspace: str | Path | Workspace | None = None, *,
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_security(app)
     _add_error_handlers(app)
-    from likely.web.routes import assets, datasets, instances, segments, session
+    from likely.web.routes import assets, datasets, destinations, instances, segments, session
 
-    for module in (session, assets, instances, segments, datasets):
+    for module in (session, assets, instances, segments, destinations, datasets):
         app.include_router(module.api)
         app.include_router(module.pages)
     return app

@@ -349,7 +349,7 @@ function setUpCreateSegment() {
   });
 }
 
-// -- evaluation, performance, profile, segment ----------------------------------------------------
+// -- evaluation, performance, profile ------------------------------------------------------------
 
 function setUpEvaluation() {
   if (!DATA || DATA.empty) return;
@@ -414,19 +414,288 @@ function setUpProfile() {
     { yaxis: { title: "score", range: [-4, 104] }, xaxis: { type: "category" } });
 }
 
-function setUpSegment() {
-  const button = document.querySelector("[data-delete-segment]");
-  if (!button) return;
-  button.addEventListener("click", async () => {
-    if (!confirm(`Delete segment "${button.dataset.segmentName}"?`)) return;
-    await api("POST", `/api/segments/${encodeURIComponent(button.dataset.deleteSegment)}/delete`);
-    location.href = "/segments";
+// -- segments: the list, the builder (live preview), a segment's page (history, export, activate)
+
+const segmentUrl = (id, action = "") => `/api/segments/${encodeURIComponent(id)}${action}`;
+
+function cellText(v) {
+  if (v === null || v === undefined) return "–";
+  if (Array.isArray(v)) return v.join(", ");
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+function membersTable(rows, caption) {
+  if (!rows || !rows.length) return el("p", { class: "muted" }, "Nobody.");
+  const keys = Object.keys(rows[0]);
+  const numeric = (k) => typeof rows[0][k] === "number";
+  return el("table", { class: "compact members" }, el("caption", {}, caption),
+    el("thead", {}, el("tr", {}, ...keys.map((k) => el("th", numeric(k) ? { class: "num" } : {}, k)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...keys.map((k) =>
+      el("td", numeric(k) ? { class: "num" } : {}, cellText(r[k])))))));
+}
+
+function setUpHideButtons(errorBox) {
+  for (const button of document.querySelectorAll("button[data-hide]")) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await api("POST", segmentUrl(button.dataset.hide, "/hide"),
+                  { hidden: button.dataset.hidden !== "true" });
+        location.reload();
+      } catch (e) { errorBox.textContent = e.message; button.disabled = false; }
+    });
+  }
+}
+
+function setUpSegments() {
+  const toggle = document.getElementById("show-hidden");
+  if (toggle) {
+    const apply = () => {
+      for (const row of document.querySelectorAll("tr.hidden-segment")) row.hidden = !toggle.checked;
+    };
+    toggle.addEventListener("change", apply);
+    apply();  // a checkbox the browser restored on going back
+  }
+  setUpHideButtons(document.getElementById("segments-error"));
+}
+
+function setUpSegmentBuilder() {
+  const form = document.getElementById("segment-builder");
+  if (!form) return;
+  const editing = DATA.segment;
+  const $ = (id) => document.getElementById(id);
+  const rule = $("b-rule"), name = $("b-name"), description = $("b-description");
+  const published = $("b-published"), save = $("b-save");
+  const ruleError = $("b-rule-error"), nameError = $("b-name-error"), formError = $("b-error");
+  const preview = $("preview"), state = $("preview-state");
+  let asked = 0;  // answers to older requests than the newest are dropped
+
+  const showRuleError = (payload) => {
+    ruleError.replaceChildren();
+    if (!payload) { rule.removeAttribute("aria-invalid"); return; }
+    rule.setAttribute("aria-invalid", "true");
+    ruleError.append(el("p", {}, payload.error));
+    const token = payload.detail && payload.detail.token;
+    if (token && token.trim() !== rule.value.trim()) {
+      ruleError.append(el("p", { class: "token" }, "The problem is at ", el("code", {}, token), "."));
+    }
+  };
+  const showPreview = (result) => {
+    $("preview-size").textContent = result ? fmt(result.profiles) : "–";
+    $("preview-date").textContent = result ? result.score_date : "–";
+    $("preview-words").textContent = result ? result.in_words : "";
+    $("preview-sample").replaceChildren(...(result ? [membersTable(result.sample,
+      result.profiles > result.sample.length
+        ? `The first ${result.sample.length} of ${fmt(result.profiles)} by id` : "Everyone in it")] : []));
+  };
+  const check = async () => {
+    const text = rule.value.trim();
+    const mine = ++asked;
+    if (!text) {
+      showRuleError(null); showPreview(null);
+      preview.dataset.state = "empty";
+      state.textContent = "Type a rule to see who it selects.";
+      return;
+    }
+    preview.dataset.state = "checking";
+    state.textContent = "Checking…";
+    try {
+      const result = await api("POST", "/api/segments/preview", { rule: text, sample: 5 });
+      if (mine !== asked) return;
+      showRuleError(null);
+      showPreview(result);
+      preview.dataset.state = "ok";
+      state.textContent = "Live: who the rule selects at the newest scores.";
+    } catch (e) {
+      if (mine !== asked) return;
+      showRuleError(e.payload || { error: e.message });
+      showPreview(null);
+      preview.dataset.state = "error";
+      state.textContent = "Fix the rule to see the preview.";
+    }
+  };
+  const schedule = debounce(check, 300);
+  rule.addEventListener("input", () => { preview.dataset.state = "typing"; schedule(); });
+
+  let caret = false;  // insert at the end until the person has put the cursor somewhere
+  rule.addEventListener("focus", () => { caret = true; });
+  for (const button of document.querySelectorAll("button.insert")) {
+    button.addEventListener("click", () => {
+      const text = button.dataset.insert;
+      const start = caret ? rule.selectionStart : rule.value.length;
+      const end = caret ? rule.selectionEnd : rule.value.length;
+      const before = rule.value.slice(0, start), after = rule.value.slice(end);
+      const lead = before && !/[\s(]$/.test(before) ? " " : "";
+      const trail = after && !/^[\s)]/.test(after) ? " " : "";
+      rule.focus();
+      rule.setRangeText(lead + text + trail, start, end, "end");
+      preview.dataset.state = "typing";
+      schedule();
+    });
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    for (const box of [nameError, formError]) box.textContent = "";
+    const body = { name: name.value.trim(), rule: rule.value.trim(),
+                   description: description.value.trim(), published: published.checked };
+    if (!body.name) { nameError.textContent = "Give the segment a name."; name.focus(); return; }
+    if (!body.rule) { showRuleError({ error: "Write a rule: who should be in the segment?" }); rule.focus(); return; }
+    save.disabled = true;
+    try {
+      let saved;
+      if (editing) {
+        const changes = {};
+        if (body.name !== editing.name) changes.name = body.name;
+        if (body.rule !== editing.rule) changes.rule = body.rule;
+        if (body.description !== editing.description) changes.description = body.description;
+        if (body.published !== editing.published) changes.published = body.published;
+        saved = await api("POST", segmentUrl(editing.id, "/edit"), changes);
+      } else {
+        saved = await api("POST", "/api/segments", body);
+      }
+      location.href = `/segments/${encodeURIComponent(saved.id)}`;
+    } catch (e) {
+      const payload = e.payload || {};
+      const detail = payload.detail || {};
+      const field = detail.field || ((detail.errors || [])[0] || { loc: [] }).loc.slice(-1)[0];
+      if ("token" in detail) showRuleError(payload);
+      else if (field === "name") nameError.textContent = e.message;
+      else formError.textContent = e.message;
+      save.disabled = false;
+    }
   });
+  if (rule.value.trim()) check();
+}
+
+function activationLog(rows) {
+  if (!rows.length) return el("p", { class: "muted" }, "Not activated yet.");
+  const count = (n) => n === null || n === undefined ? "–" : fmt(n);
+  return el("table", { class: "compact" },
+    el("thead", {}, el("tr", {}, ...["When (UTC)", "Destination", "Mode", "Scores of"].map((h) => el("th", {}, h)),
+      ...["Sent", "Entered", "Left"].map((h) => el("th", { class: "num" }, h)), el("th", {}, "Outcome"))),
+    el("tbody", {}, ...rows.map((a) => el("tr", {},
+      el("td", {}, a.started_at.slice(0, 19).replace("T", " ")), el("td", {}, a.destination),
+      el("td", {}, a.mode), el("td", {}, a.score_date || ""),
+      el("td", { class: "num" }, count(a.sent)), el("td", { class: "num" }, count(a.entered)),
+      el("td", { class: "num" }, count(a.exited)),
+      el("td", {}, el("span", { class: `status status-${a.status}` }, a.status),
+        ...(a.error ? [" ", el("span", { class: "small" }, a.error)] : []))))));
+}
+
+function describeActivation(a) {
+  const box = [el("p", {}, el("span", { class: `status status-${a.status}` }, a.status), " ",
+    `Sent ${fmt(a.sent)} of ${fmt(a.profiles)} members to ${a.destination} (${a.mode}, scores of ${a.score_date || "–"}): ` +
+    `${a.entered === null ? "–" : fmt(a.entered)} entered, ${a.exited === null ? "–" : fmt(a.exited)} left since the last activation there.`)];
+  const d = a.detail || {};
+  if (d.file) box.push(el("p", { class: "small" }, "Wrote ", el("code", {}, d.file), d.manifest ? " and its manifest." : "."));
+  if (a.failed_batches) box.push(el("p", { class: "warning" }, `${fmt(a.failed_batches)} of ${fmt(a.batches)} batches failed; they are kept for replay.`));
+  if (a.error) box.push(el("p", { class: "error" }, a.error));
+  return box;
+}
+
+function setUpActivation() {
+  const form = document.getElementById("activate-form");
+  if (!form) return;
+  const destination = document.getElementById("a-destination");
+  const mode = document.getElementById("a-mode");
+  const button = document.getElementById("activate-button");
+  const outcome = document.getElementById("activation-outcome");
+  const modes = () => {
+    const option = destination.selectedOptions[0];
+    const allowed = (option && DATA.modes[option.dataset.kind]) || [];
+    mode.replaceChildren(el("option", { value: "" }, allowed.length ? `the destination's default` : "–"),
+      ...allowed.map((m) => el("option", { value: m }, m)));
+  };
+  destination.addEventListener("change", modes);
+  modes();
+  const refreshLog = async () => {
+    const rows = await api("GET", segmentUrl(DATA.id, "/activations?limit=20"));
+    document.getElementById("activation-log").replaceChildren(activationLog(rows));
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!destination.value) return;
+    button.disabled = true;
+    outcome.dataset.state = "sending";
+    outcome.replaceChildren(el("p", { class: "muted" }, `Sending to ${destination.value}…`));
+    try {
+      const done = await api("POST", segmentUrl(DATA.id, "/activate"),
+                             { destination: destination.value, mode: mode.value || null });
+      outcome.replaceChildren(...describeActivation(done));
+      outcome.dataset.state = done.status;
+    } catch (e) {
+      outcome.replaceChildren(el("p", {}, el("span", { class: "status status-failed" }, "failed"), " ", e.message));
+      outcome.dataset.state = "failed";
+    } finally { button.disabled = false; }
+    try { await refreshLog(); } catch (e) { /* the outcome above already says what happened */ }
+  });
+
+  const added = document.getElementById("destination-form");
+  const error = document.getElementById("destination-error");
+  added.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const value = (id) => document.getElementById(id).value.trim();
+    try {
+      const made = await api("POST", "/api/destinations", { name: value("d-name"), kind: "folder",
+        config: { path: value("d-path"), format: value("d-format") } });
+      if (!destination.querySelector("option[data-kind]")) destination.replaceChildren();
+      destination.append(el("option", { value: made.name, "data-kind": made.kind }, `${made.name} (${made.kind})`));
+      destination.value = made.name;
+      destination.disabled = false;
+      button.disabled = false;
+      modes();
+      document.getElementById("d-name").value = "";
+      document.getElementById("d-path").value = "";
+      outcome.replaceChildren(el("p", { class: "notice" }, `Added folder destination ${made.name}: it writes into ${made.config.path}.`));
+      outcome.dataset.state = "added";
+    } catch (e) { error.textContent = e.message; }
+  });
+}
+
+function setUpSegment() {
+  const errorBox = document.getElementById("segment-error");
+  const button = document.querySelector("[data-delete-segment]");
+  if (button) {
+    button.addEventListener("click", async () => {
+      if (!confirm(`Delete segment "${button.dataset.segmentName}"?`)) return;
+      try {
+        await api("POST", segmentUrl(button.dataset.deleteSegment, "/delete"));
+        location.href = "/segments";
+      } catch (e) { errorBox.textContent = e.message; }
+    });
+  }
+  const publish = document.getElementById("publish-segment");
+  if (publish) {
+    publish.addEventListener("click", async () => {
+      publish.disabled = true;
+      try { await api("POST", segmentUrl(publish.dataset.segment, "/publish")); location.reload(); }
+      catch (e) { errorBox.textContent = e.message; publish.disabled = false; }
+    });
+  }
+  setUpHideButtons(errorBox);
+  if (DATA && DATA.history && DATA.history.length) {
+    const h = DATA.history;
+    const x = h.map((r) => r.score_date);
+    plot("segment-history", [
+      { type: "bar", name: "profiles", x, y: h.map((r) => r.profiles), marker: { color: "#0072B2" },
+        hovertemplate: "%{x}: %{y:,} profiles<extra></extra>" },
+      { type: "bar", name: "entered", x, y: h.map((r) => r.entered), marker: { color: "#009E73" },
+        hovertemplate: "%{x}: %{y:,} entered<extra></extra>" },
+      { type: "bar", name: "left", x, y: h.map((r) => r.left), marker: { color: "#D55E00" },
+        hovertemplate: "%{x}: %{y:,} left<extra></extra>" },
+    ], { barmode: "group", xaxis: { type: "category", title: "scores of" }, yaxis: { title: "profiles" } });
+  }
+  setUpActivation();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   setUpRuns();
   ({ instances: () => document.getElementById("clone-dialog") && setUpInstances(),
      "instance-new": setUpNewInstance, scores: setUpScores, evaluation: setUpEvaluation,
-     performance: setUpPerformance, profile: setUpProfile, segment: setUpSegment }[PAGE] || (() => {}))();
+     performance: setUpPerformance, profile: setUpProfile, segments: setUpSegments,
+     "segment-builder": setUpSegmentBuilder, segment: setUpSegment }[PAGE] || (() => {}))();
 });
