@@ -35,7 +35,13 @@ from likely.activation import (
     remove_destination,
 )
 from likely.catalog import Catalog
-from likely.errors import AlreadyExistsError, ConfigError, DataError, NotFoundError
+from likely.errors import (
+    AlreadyExistsError,
+    BusyError,
+    ConfigError,
+    DataError,
+    NotFoundError,
+)
 from pg_server import find_bin, start_server
 
 SECRET = "s3cret-for-tests"
@@ -642,6 +648,22 @@ def test_log_is_running_during_delivery_and_lists_newest_first(catalog, root, re
         25, 25, 3, 25, 0, True)
     assert Path(logged["detail"]["members_file"]).exists()
     assert len(target.applied) == 3
+
+
+def test_one_segment_is_not_activated_twice_at_once_to_one_destination(catalog, root):
+    add_destination(catalog, "drop", "folder", {"path": "out"})
+    add_destination(catalog, "other", "folder", {"path": "elsewhere"})
+    meanwhile: list[str] = []
+
+    def second_process(done: int, total: int) -> None:
+        with pytest.raises(BusyError, match="Activation of segment 'High buyers' to 'drop'"):
+            run(catalog, root, "drop", ["z"])
+        meanwhile.append(run(catalog, root, "drop", ["z"], segment="seg-2").status)
+        meanwhile.append(run(catalog, root, "other", ["z"]).status)
+
+    assert run(catalog, root, "drop", ["a"], progress=second_process).status == "success"
+    assert meanwhile == ["success", "success"]
+    assert len(list_activations(catalog)) == 3
 
 
 def test_an_exception_during_delivery_ends_the_row_failed_and_reraises(catalog, root):

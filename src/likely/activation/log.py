@@ -9,6 +9,7 @@ delta activation to the same destination knows who entered and who left.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from likely.activation.members import (
 )
 from likely.catalog import Catalog, utcnow
 from likely.errors import ConfigError, LikelyError, NotFoundError, did_you_mean
+from likely.storage import exclusive_lock
 
 ACTIVATIONS_DIR = "activations"
 MEMBERS_FILE = "members.parquet"
@@ -70,29 +72,49 @@ def activate(catalog: Catalog, root: Path, destination: str, *, segment_id: str,
 
     A webhook whose batches failed returns with status ``partial`` or ``failed`` (the batches
     are dead-lettered, replayable); anything that stops delivery raises a LikelyError after the
-    log row is marked failed.
+    log row is marked failed. Two activations of one segment to one destination never overlap
+    (BusyError), since both would compare with the same last success.
     """
     target = get_destination(catalog, destination)
-    mode = _mode(target, mode)
-    members = check_members(members)
+    request = _Request(segment_id, segment_name, score_date, _mode(target, mode),
+                       check_members(members), progress)
+    root = Path(root)
+    key = hashlib.sha256(f"{segment_id}\0{target.name}".encode()).hexdigest()[:24]
+    with exclusive_lock(root / ACTIVATIONS_DIR / ".locks" / f"{key}.lock",
+                        f"Activation of segment '{segment_name}' to '{target.name}'"):
+        return _run(catalog, root, target, request)
+
+
+@dataclass(frozen=True)
+class _Request:
+    segment_id: str
+    segment_name: str
+    score_date: str | None
+    mode: str
+    members: pa.Table
+    progress: Progress | None
+
+
+def _run(catalog: Catalog, root: Path, target: Destination, request: _Request) -> Activation:
+    """Log the activation as running, deliver it, and end the log row whatever happens."""
     activation_id = f"act-{uuid.uuid4().hex[:12]}"
     started = utcnow()
     catalog.insert("activations", {
-        "id": activation_id, "segment_id": segment_id, "segment_name": segment_name,
-        "destination": target.name, "mode": mode, "score_date": score_date,
-        "status": "running", "started_at": started, "profiles": members.num_rows,
+        "id": activation_id, "segment_id": request.segment_id,
+        "segment_name": request.segment_name, "destination": target.name,
+        "mode": request.mode, "score_date": request.score_date, "status": "running",
+        "started_at": started, "profiles": request.members.num_rows,
         "detail": {"kind": target.kind}})
     try:
-        job = _prepare(catalog, Path(root), target, activation_id, mode, started, members,
-                       segment_id, segment_name, score_date, progress)
+        job = _prepare(catalog, root, target, activation_id, started, request)
         outcome = _DELIVER[target.kind](job)
     except BaseException as exc:
         _fail(catalog, activation_id, target, exc)
         if isinstance(exc, LikelyError) or not isinstance(exc, Exception):
             raise
         raise ActivationError(
-            f"Activating segment '{segment_name}' to '{target.name}' failed: {_words(exc)}",
-            detail={"activation_id": activation_id}) from exc
+            f"Activating segment '{request.segment_name}' to '{target.name}' failed: "
+            f"{_words(exc)}", detail={"activation_id": activation_id}) from exc
     _finish(catalog, activation_id, target, job, outcome)
     return get_activation(catalog, activation_id)
 
@@ -123,20 +145,20 @@ def _mode(target: Destination, mode: str | None) -> str:
     return mode
 
 
-def _prepare(catalog: Catalog, root: Path, target: Destination, activation_id: str, mode: str,
-             started: str, members: pa.Table, segment_id: str, segment_name: str,
-             score_date: str | None, progress: Progress | None) -> Delivery:
+def _prepare(catalog: Catalog, root: Path, target: Destination, activation_id: str,
+             started: str, request: _Request) -> Delivery:
     """Keep the members, compare them with the last success, and shape the rows to send."""
     here = activation_dir(root, activation_id)
+    members = request.members
     save_ids(members, here / MEMBERS_FILE)
-    baseline = _baseline(catalog, root, target, segment_id)
-    found = changes(members, *baseline)
-    rows = delta_rows(members, found) if mode == "delta" else members
-    return Delivery(activation_id=activation_id, segment_id=segment_id,
-                    segment_name=segment_name, score_date=score_date, mode=mode, rows=rows,
-                    members=members, entered=found.entered.num_rows, left=len(found.left),
-                    config=target.config, root=root, folder=here, activated_at=started,
-                    baseline=found.baseline, progress=progress)
+    found = changes(members, *_baseline(catalog, root, target, request.segment_id))
+    rows = delta_rows(members, found) if request.mode == "delta" else members
+    return Delivery(activation_id=activation_id, segment_id=request.segment_id,
+                    segment_name=request.segment_name, score_date=request.score_date,
+                    mode=request.mode, rows=rows, members=members,
+                    entered=found.entered.num_rows, left=len(found.left), config=target.config,
+                    root=root, folder=here, activated_at=started, baseline=found.baseline,
+                    progress=request.progress)
 
 
 def _baseline(catalog: Catalog, root: Path, target: Destination,
