@@ -185,7 +185,9 @@ def _check_function(node: exp.Expression, text: str, known: dict, used: set[str]
     name, part, argument = _date_part(node)
     if name is None:
         fn = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
-        raise _refuse(text, fn, "the functions " + ", ".join(FUNCTIONS))
+        written = re.search(re.escape(fn), text, re.IGNORECASE)  # as the user spelled it
+        raise _refuse(text, written.group(0) if written else fn,
+                      "the functions " + ", ".join(FUNCTIONS))
     if part not in DATE_PARTS:
         raise _refuse(text, str(part), "date parts " + ", ".join(DATE_PARTS))
     _check(argument, text, known, used)

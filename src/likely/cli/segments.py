@@ -207,9 +207,10 @@ def activate(
 
     Example: likely segments activate "gold buyers" --destination crm-drop
     """
-    with progress_bar(not json) as progress:
+    with progress_bar(not json) as bar:
         done = open_workspace(workspace).activate_segment(
-            name, destination, mode=mode, as_of=_date(as_of), progress=progress)
+            name, destination, mode=mode, as_of=_date(as_of),
+            progress=lambda sent, total: bar("sending", sent, total))
     if json:
         return print_json(done.to_dict())
     colour = {"success": "green", "partial": "yellow"}.get(done.status, "red")
