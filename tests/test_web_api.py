@@ -126,10 +126,11 @@ def test_unknown_pages_get_an_error_page_and_unknown_api_paths_json(client):
 
 
 def test_every_api_route_is_in_the_openapi_schema(client):
-    from likely.web.routes import datasets, instances, segments
+    from likely.web.routes import datasets, destinations, instances, segments
 
     paths = set(client.get("/api/openapi.json").json()["paths"])
-    routes = {r.path.replace(":path}", "}") for m in (datasets, instances, segments)
+    routes = {r.path.replace(":path}", "}")
+              for m in (datasets, instances, segments, destinations)
               for r in m.api.routes}
     assert len(routes) >= 15 and routes <= paths
     assert not any(not p.startswith("/api/") for p in paths)
@@ -208,8 +209,8 @@ def test_segments_from_a_bucket_and_from_a_rule(client):
                                               "bucket": "High"}, headers=same_origin(client))
     assert made.status_code == 201
     body = made.json()
-    assert body["rule"] == "\"buyers\".bucket = 'High'" and body["size"]["profiles"] == high
-    assert body["size"]["score_dates"] == {"buyers": "2025-07-19"}
+    assert body["rule"] == "buyers.bucket = 'High'" and body["size"]["profiles"] == high
+    assert body["size"]["score_date"] == "2025-07-19" and set(body["size"]["runs"]) == {"buyers"}
     rule = client.post("/api/segments", json={"name": "api top", "rule": '"buyers".score >= 75'},
                        headers=same_origin(client)).json()
     assert rule["size"]["profiles"] == high

@@ -404,7 +404,7 @@ def test_create_segment_from_the_high_card(tab, api, summary):
         saved = api.get(f"/api/segments/{quote(name, safe='')}").raise_for_status().json()
         assert saved["name"] == name
         assert saved["size"]["profiles"] == high["profiles"]
-        assert saved["size"]["score_dates"] == {"buyers": summary["score_date"]}
+        assert saved["size"]["score_date"] == summary["score_date"]
         link = notice.get_by_role("link", name=name)
         expect(link).to_have_attribute("href", f"/segments/{quote(saved['id'], safe='')}")
         tab.shot("scores-segment-saved")
@@ -422,7 +422,7 @@ def test_create_segment_from_the_high_card(tab, api, summary):
         page.wait_for_url(f"**/segments/{quote(saved['id'], safe='')}")
         expect(page.locator("h1")).to_have_text(name)
         expect(page.locator("#segment-size")).to_have_text(fmt(high["profiles"]))
-        expect(page.locator("main code")).to_have_text(saved["rule"])
+        expect(page.locator("#segment-rule code")).to_have_text(saved["rule"])
         tab.shot("segment")
 
         # Delete it from its page: a confirmation, then back to the list without it.
