@@ -282,6 +282,17 @@ def test_pages_render_and_routes_are_documented(client):
     assert 'data-insert="&#34;never-run&#34;.score"' in builder
     assert 'data-insert="loyalty_tier"' in builder
     assert client.get("/segments/nope").status_code == 404
+
+    # A segment of an instance that never ran: no size yet, and the pages say why.
+    waiting = create(client, unique("api waiting"), rule='"never-run".score > 3')
+    assert waiting["size"]["profiles"] is None and "Run it first" in waiting["size"]["problem"]
+    assert waiting["in_words"] == "never-run score above 3"
+    shown = client.get(f"/api/segments/{waiting['id']}").json()
+    assert shown["history"] == [] and shown["sample"] == []
+    page = client.get(f"/segments/{waiting['id']}")
+    assert page.status_code == 200 and "No runs yet" in page.text
+    assert "Run it first" in client.get("/segments").text
+    client.post(f"/api/segments/{waiting['id']}/delete").raise_for_status()
     schema = client.get("/api/openapi.json").json()["paths"]
     for path in ("/api/segment-fields", "/api/segments/preview", "/api/segments/{key}/edit",
                  "/api/segments/{key}/hide", "/api/segments/{key}/publish",
@@ -419,6 +430,20 @@ def test_build_save_export_and_activate_in_the_browser(tab, client, latest_score
         assert manifest["file"] == data_files[0] and manifest["rows"] == expected
         assert len(pd.read_csv(folder / data_files[0])) == expected
         tab.shot("segment-page")
+
+        # Edit it in the builder: the saved rule is previewed at once, a new one as it is typed.
+        narrower = int((latest_scores["percentile"] >= 90).sum())
+        page.get_by_role("link", name="Edit", exact=True).click()
+        page.wait_for_url(f"**/segments/{segment_id}/edit")
+        expect(rule).to_have_value(RULE)
+        expect(page.locator("#b-name")).to_have_value(name)
+        expect(page.locator("#preview-size")).to_have_text(fmt(expected))
+        rule.fill("buyers.percentile >= 90")
+        expect(page.locator("#preview-size")).to_have_text(fmt(narrower))
+        page.locator("#b-save").click()
+        page.wait_for_url(f"**/segments/{segment_id}")
+        expect(page.locator("#segment-size")).to_have_text(fmt(narrower))
+        expect(page.locator("#segment-rule code")).to_have_text("buyers.percentile >= 90")
         tab.assert_clean(allowed=("status of 422",))  # the typo's answer
     finally:
         client.post(f"/api/segments/{segment_id}/delete")
