@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from likely.cli.main import main
-from likely.errors import ConditionError, LikelyError
+from likely.errors import ConditionError, ConfigError, LikelyError
 from likely.scoring.records import run_dir
 from likely.workspace import Workspace
 
@@ -249,6 +249,9 @@ def test_automatic_segments_follow_each_run_and_stay_hidden_when_hidden(seg):
     assert first in [s.name for s in ws.segments(hidden=True)]
     ws.publish_after_run("buyers")  # what every run does: hidden stays hidden
     assert ws.segment(first).hidden and ws.segment(first).automatic
+    with pytest.raises(ConfigError, match="automatic"):
+        ws.edit_segment(first, rule="buyers.bucket = 'Low'")
+    assert ws.segment(first).rule == automatic[first].rule
 
 
 # -- exports and the CLI --------------------------------------------------------------------------

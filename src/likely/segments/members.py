@@ -85,19 +85,15 @@ def members(catalog: Catalog, con: BaseBackend, root: Path, rule: Rule,
 
 
 def _candidates(con: BaseBackend, root: Path, rule: Rule, at: Basis) -> ir.Table:
-    """One row per profile scored by any basis run, outer-joined across instances."""
-    joined = None
-    for instance in rule.instances:
-        columns = _instance_columns(con, root, rule, instance, at)
-        if joined is None:
-            joined = columns
-            continue
-        both = joined.outer_join(columns, joined[PROFILE_ID] == columns[PROFILE_ID])
-        joined = both.select(
-            ibis.coalesce(joined[PROFILE_ID], columns[PROFILE_ID]).name(PROFILE_ID),
-            *[c for c in joined.columns if c != PROFILE_ID],
-            *[c for c in columns.columns if c != PROFILE_ID])
-    return joined
+    """One row per profile scored by any basis run: the union of their ids, then each
+    instance's columns left-joined (null where it did not score the profile)."""
+    tables = [_instance_columns(con, root, rule, instance, at) for instance in rule.instances]
+    if len(tables) == 1:
+        return tables[0]
+    joined = ibis.union(*[t.select(PROFILE_ID) for t in tables], distinct=True)
+    for table in tables:
+        joined = joined.left_join(table, PROFILE_ID)
+    return joined.select(PROFILE_ID, *[c for t in tables for c in t.columns if c != PROFILE_ID])
 
 
 def _instance_columns(con: BaseBackend, root: Path, rule: Rule, instance,

@@ -27,7 +27,6 @@ from likely.segments.store import (
     Segment,
     create_segment,
     delete_segment,
-    edit_segment,
     get_segment,
     list_segments,
     membership_dir,
@@ -157,13 +156,10 @@ def refresh_automatic(catalog: Catalog, con: BaseBackend, root: Path,
     mine = {s.name: s for s in list_segments(catalog, hidden=True, instance_id=instance.id)
             if s.automatic}
     for name, segment in mine.items():
-        if name not in wanted:
+        if wanted.get(name) != segment.rule:  # no longer common, or the instance renamed
             delete_segment(catalog, root, segment.id)
     for name, rule in wanted.items():
-        if name in mine:
-            if mine[name].rule != rule:
-                edit_segment(catalog, root, mine[name].id, rule=rule)
-        elif not catalog.query_one("SELECT id FROM segments WHERE name = ?", (name,)):
+        if not catalog.query_one("SELECT id FROM segments WHERE name = ?", (name,)):
             create_segment(catalog, root, name, rule, automatic=True, published=True,
                            description=_auto_description(name))
     return [get_segment(catalog, n) for n in wanted

@@ -60,6 +60,10 @@ def edit_segment(catalog: Catalog, root: Path, name: str, *, new_name: str | Non
     """Change what was given. A new rule starts a new membership history: the old one
     described other people."""
     segment = get_segment(catalog, name)
+    if segment.automatic and (rule is not None or new_name is not None):
+        raise ConfigError(f"Segment '{segment.name}' is automatic: each run remakes it, so its "
+                          "name and rule stay. Save its rule as a segment of your own to change "
+                          "it; you may hide this one.", detail={"field": "rule"})
     changes: dict[str, Any] = {}
     if new_name is not None and new_name.strip() != segment.name:
         changes["name"] = _check_name(catalog, new_name)
