@@ -21,9 +21,18 @@ if "$BIN/python" -c "import likely.scoring.run" >/dev/null 2>&1; then
   "$BIN/likely" runs list purchase-30d
   "$BIN/likely" scores purchase-30d --top 10
   "$BIN/likely" factors purchase-30d --top 5
+  # Segments: every run made one per bucket and per common top reason; save one of our own over
+  # both instances and a profile attribute, then drop its members into a folder.
+  "$BIN/likely" segments create --name "gold buyers at no churn risk" \
+    --rule "\"purchase-30d\".bucket = 'High' AND \"churn-60d\".bucket <> 'High' AND loyalty_tier IN ('gold', 'platinum')" \
+    --description "High purchase propensity, not a churn risk, gold or platinum"
+  "$BIN/likely" segments list
+  "$BIN/likely" destinations add --name demo-drop --kind folder --set "path=$WS/drops"
+  "$BIN/likely" segments activate "gold buyers at no churn risk" --destination demo-drop
 fi
 echo
-echo "Workspace: $WS  (catalog: $WS/catalog.sqlite, data: $WS/data, outputs: $WS/runs)"
+echo "Workspace: $WS  (catalog: $WS/catalog.sqlite, data: $WS/data, outputs: $WS/runs,"
+echo "  segment memberships: $WS/segments, activated files: $WS/drops)"
 echo "Try: LIKELY_WORKSPACE=$WS .venv/bin/likely datasets show demo-events"
 if [ "${DEMO_SERVE:-1}" = "1" ]; then
   echo

@@ -350,9 +350,9 @@ class Workspace:
 
     def segment_size(self, name: str) -> dict:
         """How many profiles the segment selects from the instances' current runs."""
-        preview = self.preview_segment(self.segment(name).rule, sample=0)
-        return {"profiles": preview["profiles"], "score_date": preview["score_date"],
-                "runs": preview["runs"]}
+        from likely import segments
+
+        return segments.size(self.catalog, self.con, self.path, self.segment(name))
 
     def show_segment(self, name: str, *, sample: int = 20) -> dict:
         """Rule in words, size, size per run, entered/left since the previous run, a sample."""

@@ -69,6 +69,22 @@ def _print_summary(ws, name: str, record) -> None:
     for note in record.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}")
     console.print(f"  outputs: {ws.path / 'runs' / record.instance_id / record.id}")
+    _print_published(ws.last_publish)
+
+
+def _print_published(report: dict | None) -> None:
+    """What the run published: segments refreshed, with who entered and left."""
+    if not report:
+        return
+    done = report["published"]
+    moved = [f"{p['segment']} {fmt_count(p['profiles'])}"
+             + (f" (+{fmt_count(p['entered'])} −{fmt_count(p['left'])})"
+                if p["entered"] is not None else "") for p in done[:6]]
+    more = f" and {len(done) - 6} more" if len(done) > 6 else ""
+    console.print(f"  segments published: {', '.join(moved) or 'none'}{more}", highlight=False)
+    for problem in report["problems"]:
+        console.print(f"  [yellow]segment '{escape(problem['segment'])}' kept its previous "
+                      f"membership:[/] {escape(problem['problem'])}")
 
 
 @runs_app.command("list")

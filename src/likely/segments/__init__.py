@@ -12,7 +12,14 @@ has a history. Segments read the run outputs through the catalog; nothing here c
 - :mod:`describe`  previews, a segment shown in words, members as of a date
 """
 
-from likely.segments.describe import members_date, preview, rule_in_words, segment_members, show
+from likely.segments.describe import (
+    members_date,
+    preview,
+    rule_in_words,
+    segment_members,
+    show,
+    size,
+)
 from likely.segments.members import basis, members
 from likely.segments.publish import (
     after_run,
@@ -36,4 +43,4 @@ __all__ = ["SCORE_FIELDS", "Segment", "after_run", "available_fields", "basis", 
            "check_rule", "create_segment", "delete_segment", "edit_segment", "get_segment",
            "history", "list_segments", "members", "members_date", "memberships", "preview",
            "publish", "publish_history", "refresh_automatic", "rule_in_words", "segment_members",
-           "show"]
+           "show", "size"]

@@ -34,6 +34,20 @@ def preview(catalog: Catalog, con: BaseBackend, root: Path, rule: str, *,
             "sample": _rows(table, sample)}
 
 
+def size(catalog: Catalog, con: BaseBackend, root: Path, segment: Segment) -> dict[str, Any]:
+    """How many profiles the segment selects at the instances' current runs: the published
+    membership's count when it is of those runs (no query), else counted in the engine."""
+    rule = segment_rule(catalog, root, segment)
+    at = basis(catalog, rule)
+    kept = membership_at(catalog, segment, None) if segment.published else None
+    if kept is not None and kept["run_ids"] == at.run_ids():
+        profiles = kept["profiles"]
+    else:
+        profiles = _count(members(catalog, con, root, rule, at))
+    return {"profiles": profiles, "score_date": at.score_date.isoformat(),
+            "runs": at.run_ids()}
+
+
 def segment_members(catalog: Catalog, con: BaseBackend, root: Path, segment: Segment,
                     as_of: date | None = None) -> ir.Table:
     """Members at the newest score date on or before ``as_of``: the published membership kept
