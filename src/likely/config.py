@@ -172,16 +172,22 @@ def parse_instance_config(data: dict[str, Any], *, source: str = "config") -> In
 
 
 def load_instance_config(path: str | Path) -> InstanceConfig:
+    return parse_instance_config(read_yaml_mapping(path, "Config"), source=f"'{path}'")
+
+
+def read_yaml_mapping(path: str | Path, what: str, example: str = "'name: ...'") -> dict:
+    """A YAML file that must hold a mapping (an instance, a segment, a destination); refusals
+    name the file and say what is wrong with it."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"Config file '{path}' does not exist.") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"{what} file '{path}' does not exist.") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} file '{path}' is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file '{path}' must hold a mapping of keys, e.g. 'name: ...'.")
-    return parse_instance_config(data, source=f"'{path}'")
+        raise ConfigError(f"{what} file '{path}' must hold a mapping of keys, e.g. {example}.")
+    return data
 
 
 def _explain(exc: ValidationError) -> str:

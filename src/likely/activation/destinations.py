@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from likely.catalog import Catalog, utcnow
+from likely.config import read_yaml_mapping
 from likely.errors import AlreadyExistsError, ConfigError, NotFoundError, did_you_mean
 
 KINDS = ("folder", "webhook", "table")
@@ -97,17 +96,8 @@ def remove_destination(catalog: Catalog, name: str) -> Destination:
 
 def parse_destination_file(path: str | Path) -> tuple[str, str, dict]:
     """Read a YAML file ``{name, kind, ...config}`` into ``(name, kind, config)``."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"Destination file '{path}' does not exist.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Destination file '{path}' is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Destination file '{path}' must hold a mapping, e.g. 'name: crm', "
-                          "'kind: webhook', 'url: https://...'.")
-    config = dict(data)
+    config = read_yaml_mapping(path, "Destination",
+                               "'name: crm', 'kind: webhook', 'url: https://...'")
     missing = [key for key in ("name", "kind") if not config.get(key)]
     if missing:
         raise ConfigError(f"Destination file '{path}' has no '{missing[0]}'.",

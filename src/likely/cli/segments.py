@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from likely.cli.common import (
@@ -21,6 +20,7 @@ from likely.cli.common import (
     print_json,
     progress_bar,
 )
+from likely.config import read_yaml_mapping
 from likely.errors import ConfigError, LikelyError
 
 app = typer.Typer(help="Segments: audiences from scores, reasons and profile attributes.",
@@ -340,12 +340,7 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 
 def _segment_file(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Cannot read segment file '{path}': {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Segment file '{path}' must be a mapping with name and rule.")
+    data = read_yaml_mapping(path, "Segment", "'name: ...', 'rule: ...'")
     unknown = set(data) - {"name", "rule", "description", "published"}
     if unknown:
         raise ConfigError(f"Segment file '{path}': unknown key(s) {', '.join(sorted(unknown))}. "
