@@ -134,8 +134,11 @@ def after_run(catalog: Catalog, con: BaseBackend, root: Path,
               instance: Instance) -> dict[str, Any]:
     """Refresh the instance's automatic segments and publish every published segment that reads
     it. A segment that cannot be published is reported, and keeps its previous membership."""
-    refresh_automatic(catalog, con, root, instance)
     done, problems = [], []
+    try:
+        refresh_automatic(catalog, con, root, instance)
+    except LikelyError as exc:  # the run stands; its automatic segments wait for the next one
+        problems.append({"segment": f"{instance.name} (automatic)", "problem": exc.message})
     for segment in list_segments(catalog, hidden=True, instance_id=instance.id):
         if not segment.published:
             continue
