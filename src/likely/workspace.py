@@ -348,6 +348,12 @@ class Workspace:
 
         return segments.preview(self.catalog, self.con, self.path, rule, sample=sample)
 
+    def rule_in_words(self, rule: str) -> str:
+        """A segment rule as a sentence ("buyers bucket is High and …"); refuses a bad rule."""
+        from likely import segments
+
+        return segments.rule_in_words(segments.check_rule(self.catalog, self.path, rule))
+
     def segment_size(self, name: str) -> dict:
         """How many profiles the segment selects from the instances' current runs."""
         from likely import segments

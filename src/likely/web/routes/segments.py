@@ -247,19 +247,13 @@ def segment_page(request: Request, key: str) -> Response:
 
 
 def _line(ws, segment) -> dict[str, Any]:
-    """A segment with its rule in words and its size at the instances' current scores."""
+    """A segment with its rule in words and its size at the instances' current scores (a
+    published segment's from its membership: listing does not re-evaluate rules)."""
     try:
-        preview = ws.preview_segment(segment.rule, sample=0)
-    except LikelyError as exc:  # an instance of the rule has no scores (yet, or any more)
-        try:
-            words = ws.show_segment(segment.id, sample=0)["in_words"]
-        except LikelyError:
-            words = segment.rule
-        return {**segment.to_dict(), "in_words": words,
-                "size": {"profiles": None, "score_date": None, "runs": {},
-                         "problem": exc.message}}
-    return {**segment.to_dict(), "in_words": preview["in_words"],
-            "size": {k: preview[k] for k in ("profiles", "score_date", "runs")}}
+        words = ws.rule_in_words(segment.rule)
+    except LikelyError:  # e.g. its rule names an instance that is gone: the size says why
+        words = segment.rule
+    return {**segment.to_dict(), "in_words": words, "size": _size(ws, segment)}
 
 
 def _size(ws, segment) -> dict[str, Any]:
