@@ -125,6 +125,10 @@ def main() -> None:
         kept = ws.segment_history("bench")[-1]
         print(f"  published {kept['profiles']:,} members; entered {kept['entered']:,}, "
               f"left {kept['left']:,}")
+        timed("size of the published segment (the list and pages: from the catalog)",
+              lambda: ws.segment_size("bench"))
+        timed("show: history, 20 members, 20 who entered and 20 who left",
+              lambda: ws.show_segment("bench"))
         timed("export CSV of the published members",
               lambda: ws.export_segment(segment.name, Path(tmp) / "m.csv").stat().st_size,
               unit="bytes")
