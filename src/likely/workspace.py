@@ -455,3 +455,19 @@ class Workspace:
 
         with contextlib.suppress(NotFoundError):  # no scores yet: the first run publishes it
             segments.publish_history(self.catalog, self.con, self.path, segment)
+
+    # -- analytics ----------------------------------------------------------------------------
+
+    def analytics(self, name: str, kind: str, **options) -> dict:
+        """One analytic of the instance's score history (``trend``, ``flow``, ``overlap``,
+        ``distribution``, ``reasons``, ``cohorts``, ``outcomes``) as a JSON-ready dict.
+
+        Filters: ``segment=`` (members at the segment's newest score date), ``bucket=`` (rows in
+        that bucket at their score date), ``where=`` (a condition over profile attributes, read
+        point-in-time); ``runs=`` (ids or score dates, ``"all"``); and the analytic's own options
+        (``bins``, ``top``, ``attribute``). See :mod:`likely.analytics`.
+        """
+        from likely import analytics
+
+        return analytics.analyse(self.catalog, self.con, self.path, self.instance(name), kind,
+                                 **options)

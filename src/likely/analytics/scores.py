@@ -1,0 +1,190 @@
+"""How the scores of a filtered population look over time: trend, distribution, reasons, cohorts.
+
+Each function aggregates in the engine and returns a plain, JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+
+from likely.analytics.scope import ORDER, SCORE_DATE, Filter, Scope, iso, run_line
+from likely.catalog import Catalog
+from likely.errors import ConfigError
+from likely.scoring.instances import Instance
+
+if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
+Runs = str | Sequence[str] | None
+NO_REASON = "(no reason)"
+OTHER_REASONS = "other reasons"
+MISSING = "(missing)"
+OTHER = "(other)"
+DEFAULT_DISTRIBUTION_RUNS = 4
+
+
+def trend(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
+          flt: Filter | None = None, runs: Runs = None) -> dict[str, Any]:
+    """Per score date: profiles per bucket, mean score and mean probability (default: every
+    run)."""
+    scope, flt = Scope(catalog, con, root, instance), flt or Filter()
+    chosen = scope.select(runs)
+    t = scope.rows(chosen, flt)
+    grouped = t.group_by([SCORE_DATE, "bucket"]).aggregate(
+        profiles=t.count(), score_sum=t.score.sum(), probability_sum=t.probability.sum())
+    cells = _cells(grouped.to_pyarrow().to_pylist(), (SCORE_DATE,))
+    dates = []
+    for run in chosen:
+        per = {b: cells.get((run.as_of, b)) or {} for b in ORDER}
+        n = sum(int(c.get("profiles", 0)) for c in per.values())
+        dates.append({**run_line(run), "profiles": n,
+                      "buckets": {b: int(per[b].get("profiles", 0)) for b in ORDER},
+                      "mean_score": _mean(per.values(), "score_sum", n),
+                      "mean_probability": _mean(per.values(), "probability_sum", n)})
+    return scope.envelope("trend", flt, chosen, dates=dates)
+
+
+def distribution(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
+                 flt: Filter | None = None, runs: Runs = None, *,
+                 bins: int = 20) -> dict[str, Any]:
+    """Score histograms per run (default: the newest 4), each bin split by bucket. Bin i is
+    [i·w, (i+1)·w) with w = 100 / bins; the last includes 100."""
+    if not 2 <= bins <= 100:
+        raise ConfigError(f"A histogram needs 2 to 100 bins, not {bins}.")
+    scope, flt = Scope(catalog, con, root, instance), flt or Filter()
+    chosen = scope.select(runs, DEFAULT_DISTRIBUTION_RUNS)
+    width = 100.0 / bins
+    t = scope.rows(chosen, flt)
+    binned = t.select(SCORE_DATE, "bucket",
+                      bin=ibis.least((t.score / width).floor().cast("int64"), bins - 1))
+    grouped = binned.group_by([SCORE_DATE, "bin", "bucket"]).aggregate(profiles=binned.count())
+    counts: dict[str, dict[str, list[int]]] = {
+        r.as_of: {b: [0] * bins for b in ORDER} for r in chosen}
+    for row in grouped.to_pyarrow().to_pylist():
+        counts[iso(row[SCORE_DATE])][row["bucket"]][max(0, int(row["bin"]))] += row["profiles"]
+    histograms = []
+    for run in chosen:
+        per = counts[run.as_of]
+        total = [sum(per[b][i] for b in ORDER) for i in range(bins)]
+        histograms.append({**run_line(run), "profiles": sum(total), "counts": total,
+                           "by_bucket": per})
+    return scope.envelope("distribution", flt, chosen,
+                          edges=[round(i * width, 6) for i in range(bins + 1)],
+                          histograms=histograms)
+
+
+def reasons(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
+            flt: Filter | None = None, runs: Runs = None, *, top: int = 10) -> dict[str, Any]:
+    """Top reason (the strongest behaviour) × bucket for one run (default: the newest): per
+    reason the profiles whose top reason it is, and its share of each bucket's profiles."""
+    scope, flt = Scope(catalog, con, root, instance), flt or Filter()
+    chosen = scope.select(runs, 1)
+    if len(chosen) != 1:
+        raise ConfigError("Reasons are shown for one run: give one run id or score date.")
+    t = scope.rows(chosen, flt)
+    reason = t.influential_factors[0].behaviour.fill_null(NO_REASON)
+    grouped = (t.select("bucket", reason=reason).group_by(["reason", "bucket"])
+               .aggregate(profiles=lambda g: g.count()))
+    totals = {b: 0 for b in ORDER}
+    per_reason: dict[str, dict[str, int]] = {}
+    for row in grouped.to_pyarrow().to_pylist():
+        totals[row["bucket"]] += row["profiles"]
+        per_reason.setdefault(row["reason"], {b: 0 for b in ORDER})[row["bucket"]] += \
+            row["profiles"]
+    ranked = sorted(per_reason.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    shown, rest = ranked[:top], ranked[top:]
+    if rest:
+        merged = {b: sum(counts[b] for _, counts in rest) for b in ORDER}
+        shown.append((OTHER_REASONS, merged))
+    everyone = sum(totals.values())
+    lines = [{"reason": name, "profiles": sum(counts.values()),
+              "share_pct": _pct(sum(counts.values()), everyone),
+              "by_bucket": {b: {"profiles": counts[b], "share_pct": _pct(counts[b], totals[b])}
+                            for b in ORDER}}
+             for name, counts in shown]
+    return scope.envelope("reasons", flt, chosen, run=run_line(chosen[0]), profiles=everyone,
+                          buckets=totals, reasons=lines, other_reasons=len(rest))
+
+
+def cohorts(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
+            flt: Filter | None = None, runs: Runs = None, *, attribute: str | None = None,
+            top: int = 12) -> dict[str, Any]:
+    """Per value of a profile attribute (as known at each score date), per score date: profiles,
+    mean probability and score, bucket counts and shares. A date attribute is grouped by month
+    (e.g. signup month): the newest ``top`` months, the older ones as one "before …" group;
+    other attributes keep their ``top`` most common values and group the rest as "(other)".
+    A missing value is "(missing)"."""
+    scope, flt = Scope(catalog, con, root, instance), flt or Filter()
+    if not attribute:
+        raise ConfigError("Cohorts need a profile attribute to group by, e.g. "
+                          f"{_example(scope)}.")
+    kind = scope.check_attribute(attribute)
+    chosen = scope.select(runs)
+    t = scope.with_attributes(scope.rows(chosen, flt), [attribute], chosen, prefix="_cohort_")
+    raw = t[f"_cohort_{attribute}"]
+    monthly = kind.is_temporal()
+    value = raw.truncate("M").strftime("%Y-%m") if monthly else raw.cast("string")
+    t = t.select(SCORE_DATE, "bucket", "score", "probability", value=value.fill_null(MISSING))
+    sizes = t.group_by("value").aggregate(profiles=t.count()).to_pyarrow().to_pylist()
+    ranked = sorted(sizes, key=lambda r: (-r["profiles"], r["value"]))
+    known = [r for r in ranked if r["value"] != MISSING]
+    if monthly:  # the newest months each, the older ones together
+        months = sorted(r["value"] for r in known)
+        kept = months[-top:] + ([MISSING] if len(known) < len(ranked) else [])
+    else:
+        kept = [r["value"] for r in ranked[:top]]
+    other = f"before {kept[0]}" if monthly and kept and kept[0] != MISSING else OTHER
+    grouped_away = len(ranked) - len(kept)
+    if grouped_away:
+        t = t.mutate(value=ibis.ifelse(t.value.isin(kept), t.value, ibis.literal(other)))
+    grouped = t.group_by([SCORE_DATE, "value", "bucket"]).aggregate(
+        profiles=t.count(), score_sum=t.score.sum(), probability_sum=t.probability.sum())
+    cells = _cells(grouped.to_pyarrow().to_pylist(), (SCORE_DATE, "value"))
+    values = sorted(kept, key=lambda v: (v == MISSING, v if monthly else "",
+                                         0 if monthly else kept.index(v)))
+    if grouped_away:  # older months first, like the months; an "(other)" value last
+        values = [other, *values] if monthly else [*values, other]
+    series = []
+    for name in values:
+        points = []
+        for run in chosen:
+            per = {b: cells.get((run.as_of, name, b)) or {} for b in ORDER}
+            n = sum(int(c.get("profiles", 0)) for c in per.values())
+            counts = {b: int(per[b].get("profiles", 0)) for b in ORDER}
+            points.append({**run_line(run), "profiles": n, "buckets": counts,
+                           "shares_pct": {b: _pct(counts[b], n) for b in ORDER},
+                           "mean_probability": _mean(per.values(), "probability_sum", n),
+                           "mean_score": _mean(per.values(), "score_sum", n)})
+        series.append({"value": name, "profiles": sum(p["profiles"] for p in points),
+                       "points": points})
+    return scope.envelope("cohorts", flt, chosen, attribute=attribute,
+                          by="month" if monthly else "value", values=values,
+                          grouped_values=grouped_away, series=series)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _cells(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
+    """Aggregated rows keyed by (*keys, bucket), dates as ISO text."""
+    return {(*[iso(r[k]) for k in keys], r["bucket"]): r for r in rows}
+
+
+def _mean(cells, column: str, n: int) -> float | None:
+    return sum(float(c.get(column) or 0.0) for c in cells) / n if n else None
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+def _example(scope: Scope) -> str:
+    try:
+        names = sorted(scope.attribute_types)
+    except ConfigError:
+        return "loyalty_tier"
+    return ", ".join(names[:4]) or "loyalty_tier"
