@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from likely.cli import datasets, demo, instances, runs, segments, serve
+from likely.cli import analytics, datasets, demo, instances, runs, segments, serve
 from likely.cli.common import PlainGroup, console, err_console, plain_help
 from likely.errors import LikelyError
 
@@ -25,8 +25,10 @@ app.add_typer(instances.app, name="instances")
 app.add_typer(runs.runs_app, name="runs")
 app.add_typer(segments.app, name="segments")
 app.add_typer(segments.destinations_app, name="destinations")
+app.add_typer(analytics.app, name="analytics")
 app.command("demo-data")(demo.demo_data)
 app.command("run")(runs.run)
+app.command("backfill")(runs.backfill)
 app.command("scores")(runs.scores)
 app.command("explain")(runs.explain)
 app.command("factors")(runs.factors)
