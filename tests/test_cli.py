@@ -60,7 +60,7 @@ def test_help_shows_argument_names_and_flags_without_a_value(capsys):
         assert code == 0 and "--help" in out
         assert "{" not in out and "<bool>" not in out, out
     code, out, _ = run(capsys, "run", "--help")
-    assert "likely run [OPTIONS] NAME" in out and "--json" in out
+    assert "likely run [OPTIONS] [NAME]" in out and "--json" in out and "--due" in out
     code, out, _ = run(capsys, "runs", "show", "--help")
     assert "likely runs show [OPTIONS] NAME [RUN_ID]" in out
     code, out, _ = run(capsys, "factors", "--help")

@@ -23,10 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from likely.errors import ConfigError
 
-Schedule = Literal["manual", "daily", "weekly", "monthly"]
-
-#: Fields `likely instances edit` may change; anything else makes a new instance (clone).
-EDITABLE = ("name", "description", "schedule")
+#: Fields `likely instances edit` may change (they do not change the question asked); anything
+#: else makes a new instance (clone).
+EDITABLE = ("name", "description", "schedule", "retrain_days", "drift_threshold")
 
 
 class _Strict(BaseModel):
@@ -127,13 +126,30 @@ class InstanceConfig(_Strict):
                     "describe the past only for these.")
     exclusions: list[str] = Field(default_factory=list,
                                   description="Events matching any of these are removed first.")
-    schedule: Schedule = "manual"
+    schedule: str = Field("manual", description="When it runs by itself, e.g. 'weekly on "
+                          "monday at 06:00 Europe/Berlin' (see likely.schedules).")
+    retrain_days: int = Field(90, ge=1, le=3650, description="Runs re-score with the current "
+                              "model until it is this many days older than the score date.")
+    drift_threshold: float = Field(0.25, gt=0, le=10, description="Population stability index "
+                                   "of the scores or a top feature above which a run is marked "
+                                   "'drift' and the next run retrains.")
     buckets: tuple[float, float] = (25.0, 75.0)
     min_positives: int = Field(500, ge=1)
     min_negatives: int = Field(500, ge=1)
     min_auc: float = Field(0.65, ge=0.0, le=1.0)
     max_anchors: int = Field(8, ge=1, le=24)
     max_training_rows: int = Field(2_000_000, ge=1_000)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from likely.schedules import parse_schedule
+
+        try:
+            parse_schedule(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value.strip()
 
     @field_validator("buckets")
     @classmethod
@@ -155,7 +171,7 @@ class InstanceConfig(_Strict):
 
 
 #: Keys earlier versions accepted and later removed; stored configs holding them still load.
-RETIRED_KEYS = ("retrain_days",)
+RETIRED_KEYS: tuple[str, ...] = ()
 
 
 def stored_instance_config(data: dict[str, Any]) -> InstanceConfig:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from datetime import date as date_type
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,7 +165,7 @@ class Workspace:
         return _instances.get_instance(self.catalog, name)
 
     def edit_instance(self, name: str, /, **changes) -> _instances.Instance:
-        """Change name, description or schedule (anything else needs a clone).
+        """Change name, description, schedule or retraining (anything else needs a clone).
 
         ``ws.edit_instance("buyers", name="buyers-eu")`` renames: ``name`` is positional-only.
         """
@@ -185,8 +186,11 @@ class Workspace:
 
     # -- runs and outputs ---------------------------------------------------------------------
 
-    def run(self, name: str, *, as_of: date | None = None, progress=None) -> _records.RunRecord:
-        """Train, score, explain and write outputs for an instance; returns the run record.
+    def run(self, name: str, *, as_of: date | None = None, progress=None,
+            retrain: bool = False) -> _records.RunRecord:
+        """Score, explain and write outputs for an instance; returns the run record. It trains
+        a new model when retraining is due (``retrain_days``, drift) or asked for (``retrain``),
+        and otherwise re-scores with the current model.
 
         After a successful run, the instance's automatic segments are refreshed and every
         published segment reading it gets a new membership (the report: ``last_publish``).
@@ -195,14 +199,54 @@ class Workspace:
         from likely.scoring.run import run_instance
 
         record = run_instance(self.catalog, self.con, self.path, self.instance(name),
-                              as_of=as_of, progress=progress,
+                              as_of=as_of, progress=progress, retrain=retrain,
                               threads=self.engine_settings.resolved_threads())
         self.last_publish = None
         if record.status == SUCCESS:  # a failed run leaves every membership as it was
             if progress is not None:
                 progress("segments", 0, 1)
-            self.last_publish = self.publish_after_run(name)
+            self.last_publish = self.publish_after_run(
+                name, as_of=date_type.fromisoformat(record.as_of))
         return record
+
+    def due(self, now: datetime | None = None) -> list[tuple[_instances.Instance, datetime]]:
+        """Scheduled instances with a run due now, each with the moment it is due for."""
+        from likely.schedules import due_instances
+
+        return due_instances(self.catalog, now or datetime.now(UTC))
+
+    def run_due(self, now: datetime | None = None, progress=None) -> list[dict]:
+        """Run every instance that is due, one after the other (cron, systemd timers and
+        ``likely serve`` call this). An instance already running is skipped, never doubled."""
+        from likely.errors import BusyError, LikelyError
+
+        done = []
+        for instance, moment in self.due(now):
+            entry = {"instance": instance.name, "due": moment.isoformat()}
+            try:
+                entry["run"] = self.run(instance.name, progress=progress).to_dict()
+            except BusyError as exc:
+                entry["skipped"] = exc.message
+            except LikelyError as exc:
+                entry["error"] = exc.message
+            done.append(entry)
+        return done
+
+    def backfill(self, name: str, start: date, end: date, *, every_days: int = 7,
+                 progress=None, retrain: bool = False) -> list[_records.RunRecord]:
+        """Score as of every ``every_days`` from ``start`` to ``end``, oldest first, each with
+        only the data before its date: a new instance gets a history at once. The first date
+        trains (unless an earlier model exists); the others re-score with it until retraining
+        is due. Stops at the first failed date (its error says which)."""
+        from likely.scoring.backfill import backfill_dates
+
+        done = []
+        dates = backfill_dates(start, end, every_days)
+        for i, day in enumerate(dates):
+            if progress is not None:
+                progress(f"backfill {day} ({i + 1}/{len(dates)})", i, len(dates))
+            done.append(self.run(name, as_of=day, retrain=retrain and i == 0))
+        return done
 
     def runs(self, name: str) -> list[_records.RunRecord]:
         from likely.scoring import records as _records
@@ -441,11 +485,12 @@ class Workspace:
         segment_id = self.segment(segment).id if segment else None
         return activation.list_activations(self.catalog, segment_id=segment_id, limit=limit)
 
-    def publish_after_run(self, name: str) -> dict:
+    def publish_after_run(self, name: str, *, as_of: date | None = None) -> dict:
         """Refresh the instance's automatic segments and publish the segments reading it."""
         from likely import segments
 
-        return segments.after_run(self.catalog, self.con, self.path, self.instance(name))
+        return segments.after_run(self.catalog, self.con, self.path, self.instance(name),
+                                  as_of)
 
     def _publish_if_scored(self, segment: Segment) -> None:
         import contextlib

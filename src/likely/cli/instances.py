@@ -100,16 +100,22 @@ def edit(
     name: str,
     new_name: Annotated[str | None, typer.Option("--name")] = None,
     description: Annotated[str | None, typer.Option()] = None,
-    schedule: Annotated[str | None, typer.Option(help="manual, daily, weekly or monthly")]
-    = None,
+    schedule: Annotated[str | None, typer.Option(
+        help="manual, daily, weekly or monthly, with 'on DAY', 'at HH:MM' and a time zone, "
+             "e.g. 'weekly on monday at 06:00 Europe/Berlin'")] = None,
+    retrain_days: Annotated[int | None, typer.Option(
+        help="Retrain when the model is this many days older than the score date.")] = None,
+    drift_threshold: Annotated[float | None, typer.Option(
+        help="PSI above which a run is marked drift and the next one retrains.")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Change an instance's name, description or schedule (anything else: clone).
+    """Change an instance's name, description, schedule or retraining (anything else: clone).
 
-    Example: likely instances edit buyers --schedule weekly
+    Example: likely instances edit buyers --schedule "daily at 06:00 Europe/Paris"
     """
     changes = {k: v for k, v in {"name": new_name, "description": description,
-                                 "schedule": schedule}.items() if v is not None}
+                                 "schedule": schedule, "retrain_days": retrain_days,
+                                 "drift_threshold": drift_threshold}.items() if v is not None}
     instance = open_workspace(workspace).edit_instance(name, **changes)
     console.print(f"Updated instance '{instance.name}'.")
 

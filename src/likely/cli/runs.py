@@ -22,6 +22,7 @@ from likely.cli.common import (
     print_json,
     progress_bar,
 )
+from likely.errors import ConfigError
 from likely.features.plan import behaviour_words
 
 OPTIMISTIC = "optimistic: the holdout is a random share of the only window"
@@ -29,23 +30,88 @@ runs_app = typer.Typer(help="Runs of an instance.", no_args_is_help=True)
 
 
 def run(
-    name: str,
+    name: Annotated[str | None, typer.Argument(help="The instance (or --due for all due).")]
+    = None,
     as_of: Annotated[str | None, typer.Option(
         help="Score as of the END of this day, YYYY-MM-DD: its events are features. Default: "
              "the newest complete day of the data.")] = None,
+    retrain: Annotated[bool, typer.Option(
+        "--retrain", help="Train a new model even if the current one is not due for "
+                          "retraining.")] = False,
+    due: Annotated[bool, typer.Option(
+        "--due", help="Run every scheduled instance whose run is due (for cron or systemd "
+                      "timers); missed runs are caught up once.")] = False,
     workspace: WorkspaceOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Train, score and explain an instance.
+    """Score and explain an instance, training a new model when retraining is due.
 
     Example: likely run buyers --as-of 2025-06-30
+             likely run --due            (every few minutes from cron)
     """
     ws = open_workspace(workspace)
+    if due:
+        return _run_due(ws, json)
+    if name is None:
+        raise ConfigError("Name an instance to run, or pass --due.")
     with progress_bar(not json) as progress:
-        record = ws.run(name, as_of=_date(as_of), progress=progress)
+        record = ws.run(name, as_of=_date(as_of), progress=progress, retrain=retrain)
     if json:
         return print_json(record.to_dict())
     _print_summary(ws, name, record)
+
+
+def backfill(
+    name: str,
+    start: Annotated[str, typer.Option("--from", help="First score date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last score date, YYYY-MM-DD.")],
+    every: Annotated[str, typer.Option(help="Days between score dates: 7d, 2w, 30.")] = "7d",
+    retrain: Annotated[bool, typer.Option(
+        "--retrain", help="Train a new model at the first date.")] = False,
+    workspace: WorkspaceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Score as of past dates, each with only the data before it: a history at once.
+
+    Example: likely backfill buyers --from 2025-05-01 --to 2025-07-15 --every 7d
+    """
+    from likely.scoring.backfill import parse_every
+
+    ws = open_workspace(workspace)
+    with progress_bar(not json) as progress:
+        records = ws.backfill(name, _date(start), _date(end), every_days=parse_every(every),
+                              progress=progress, retrain=retrain)
+    if json:
+        return print_json([r.to_dict() for r in records])
+    table = Table("score date", "run", "model", "scored", "buckets", "drift")
+    for record in records:
+        retraining = record.metrics.get("retraining", {})
+        drift = record.metrics.get("drift", {})
+        table.add_row(record.as_of, record.id,
+                      "trained" if retraining.get("retrained") else "re-scored",
+                      fmt_count(record.counts.get("scored_profiles", 0)),
+                      fmt_buckets(record.counts.get("buckets", {})),
+                      ("[red]drift[/] " if drift.get("drifted") else "")
+                      + (f"PSI {drift['score_psi']:.3f}" if drift else "-"))
+    console.print(table)
+
+
+def _run_due(ws, json: bool) -> None:
+    done = ws.run_due()
+    if json:
+        return print_json(done)
+    if not done:
+        console.print("Nothing is due.")
+    for entry in done:
+        if "run" in entry:
+            run = entry["run"]
+            console.print(f"{entry['instance']}: [green]{run['status']}[/] run {run['id']} as "
+                          f"of {run['as_of']} (due {entry['due'][:16]} UTC)", highlight=False)
+        else:
+            console.print(f"{entry['instance']}: [yellow]{entry.get('skipped') or ''}[/]"
+                          f"[red]{entry.get('error') or ''}[/]", highlight=False)
+    if any("error" in e for e in done):
+        raise typer.Exit(1)
 
 
 def _print_summary(ws, name: str, record) -> None:

@@ -123,7 +123,7 @@ def list_instances(catalog: Catalog) -> list[Instance]:
 
 
 def edit_instance(catalog: Catalog, name: str, changes: dict[str, Any]) -> Instance:
-    """Change name, description or schedule; anything else must be a clone."""
+    """Change name, description, schedule or retraining; anything else must be a clone."""
     instance = get_instance(catalog, name)
     refused = sorted(set(changes) - set(EDITABLE))
     if refused:

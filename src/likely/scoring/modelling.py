@@ -11,6 +11,7 @@ from likely.features import FeaturePlan
 from likely.model.evaluate import evaluate
 from likely.model.store import save_model
 from likely.model.train import PropensityModel, TrainParams
+from likely.scoring import retraining
 from likely.scoring.pipeline import TrainingSet
 from likely.storage import write_json
 
@@ -56,7 +57,9 @@ def train(ctx: RunContext, plan: FeaturePlan, data: TrainingSet) -> tuple[Propen
                         feature_names=[f.id for f in plan.features],
                         instance_id=ctx.instance.id, run_id=ctx.run_id)
     write_json({"holdout": evaluation, "model": ctx.metrics["model"]},
-               ctx.folder / "evaluation.json")
+               ctx.folder / retraining.EVALUATION_FILE)
+    retraining.write_reference(ctx.folder, model, plan, data.features[holdout_rows],
+                               model.holdout_probability_)
     with ctx.catalog.transaction():
         ctx.catalog.insert("models", {
             "id": model_id, "instance_id": ctx.instance.id, "run_id": ctx.run_id,

@@ -29,6 +29,7 @@ from likely.scoring.windows import RunWindows
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
+    from likely.model.train import PropensityModel
     from likely.scoring.run import RunContext, RunInputs
 
 HOLDOUT_SHARE_SINGLE_ANCHOR = 0.2
@@ -58,18 +59,38 @@ def train_and_score(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> 
     with ctx.stage("training"):
         plan, data = screen_attributes(ctx, inputs, windows, plan, data, population)
         model, model_id = modelling.train(ctx, plan, data)
+    _score(ctx, inputs, windows, plan, model, model_id, population)
+    return model_id
+
+
+def rescore(ctx: RunContext, inputs: RunInputs, windows: RunWindows, model: PropensityModel,
+            model_id: str, plan: FeaturePlan) -> str:
+    """Score and explain with an existing model (no training windows are built)."""
+    with ctx.stage("features"):
+        population = _scoring_population(ctx, inputs, windows)
+    _score(ctx, inputs, windows, plan, model, model_id, population)
+    return model_id
+
+
+def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan,
+           model: PropensityModel, model_id: str, population: ir.Table) -> None:
+    """Features at the cutoff, scores and reasons, drift, summary, outcomes of earlier runs."""
+    from likely.scoring import retraining
+
     with ctx.stage("scoring"):
         features = build_features(plan, inputs.events, inputs.profiles, population,
                                   anchor=windows.cutoff)
-        outputs.write_features(ctx, features)
+        path = outputs.write_features(ctx, features)
     scores = outputs.score_and_explain(ctx, plan, model, model_id, windows)
-    _expected_versus_last_window(ctx, scores.column("probability").to_numpy())
+    probability = scores.column("probability").to_numpy()
+    _expected_versus_last_window(ctx, probability)
+    with ctx.stage("drift"):
+        retraining.measure(ctx, probability, path)
     with ctx.stage("summary"):
         write_summary(build_summary(ctx.con, outputs.run_files(ctx.folder), run_id=ctx.run_id,
                                     kind=ctx.config.type, cutoffs=ctx.config.buckets), ctx.folder)
     with ctx.stage("outcomes"):
         track_outcomes(ctx, inputs, windows)
-    return model_id
 
 
 def _plan(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> FeaturePlan:

@@ -26,7 +26,7 @@ from likely.data.profiles import Profiles
 from likely.data.quality import id_overlap
 from likely.errors import LikelyError, RunError
 from likely.model.labels import Exclusion, GoalRule, PopulationRule
-from likely.scoring import pipeline, records
+from likely.scoring import pipeline, records, retraining
 from likely.scoring.instances import Instance, outputs_dir
 from likely.scoring.records import FAILED, RUNNING, SUCCESS, SUPERSEDED, RunRecord
 from likely.scoring.windows import event_span, plan_windows
@@ -95,10 +95,13 @@ def run_instance(
     as_of: date | None = None,
     progress: Progress | None = None,
     threads: int = 1,
+    retrain: bool = False,
 ) -> RunRecord:
     """Run an instance at ``as_of`` (default: the newest event's date) and return its record.
 
-    Raises :class:`RunError` (after recording the failed run) when a requirement is not met.
+    It trains a new model when retraining is due (or ``retrain``), else re-scores with the
+    current one (see :mod:`likely.scoring.retraining`). Raises :class:`RunError` (after
+    recording the failed run) when a requirement is not met.
     Only one run of an instance at a time: a second one is refused with a BusyError.
     """
     lock = outputs_dir(root, instance.id) / ".lock"
@@ -112,7 +115,7 @@ def run_instance(
                                     "as_of": (as_of or date.min).isoformat(), "status": RUNNING,
                                     "started_at": utcnow()})
         try:
-            resolved_as_of, model_id = _execute(ctx, as_of)
+            resolved_as_of, model_id = _execute(ctx, as_of, retrain)
         except LikelyError as exc:
             _finish_failed(ctx, exc)
             raise
@@ -135,7 +138,7 @@ def _close_interrupted_runs(catalog: Catalog, root: Path, instance: Instance) ->
         shutil.rmtree(records.run_dir(root, instance.id, row["id"]), ignore_errors=True)
 
 
-def _execute(ctx: RunContext, as_of: date | None) -> tuple[date, str]:
+def _execute(ctx: RunContext, as_of: date | None, retrain: bool) -> tuple[date, str]:
     with ctx.stage("prepare"):
         inputs = _compile_inputs(ctx)
         windows = plan_windows(ctx.config, event_span(inputs.events), as_of)
@@ -146,7 +149,13 @@ def _execute(ctx: RunContext, as_of: date | None) -> tuple[date, str]:
         _check_profile_ids(ctx, inputs)
         with ctx.catalog.transaction():
             ctx.catalog.update("runs", "id", ctx.run_id, {"as_of": windows.as_of.isoformat()})
-    model_id = pipeline.train_and_score(ctx, inputs, windows)
+    decision = retraining.decide(ctx.catalog, ctx.instance, windows.as_of, force=retrain)
+    retraining.record(ctx, decision, windows.as_of)
+    if decision.retrain:
+        model_id = pipeline.train_and_score(ctx, inputs, windows)
+    else:
+        model, model_id, plan = retraining.reuse(ctx, decision.base)
+        model_id = pipeline.rescore(ctx, inputs, windows, model, model_id, plan)
     return windows.as_of, model_id
 
 

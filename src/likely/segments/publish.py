@@ -130,10 +130,11 @@ def changes(catalog: Catalog, con: BaseBackend, root: Path,
 # -- after a run ---------------------------------------------------------------------------------
 
 
-def after_run(catalog: Catalog, con: BaseBackend, root: Path,
-              instance: Instance) -> dict[str, Any]:
+def after_run(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
+              as_of: date | None = None) -> dict[str, Any]:
     """Refresh the instance's automatic segments and publish every published segment that reads
-    it. A segment that cannot be published is reported, and keeps its previous membership."""
+    it, at the run's score date (a backfilled date gets its membership too). A segment that
+    cannot be published is reported, and keeps its previous membership."""
     done, problems = [], []
     try:
         refresh_automatic(catalog, con, root, instance)
@@ -143,7 +144,8 @@ def after_run(catalog: Catalog, con: BaseBackend, root: Path,
         if not segment.published:
             continue
         try:
-            done.append({"segment": segment.name, **publish(catalog, con, root, segment)})
+            done.append({"segment": segment.name,
+                         **publish(catalog, con, root, segment, as_of)})
         except LikelyError as exc:
             problems.append({"segment": segment.name, "problem": exc.message})
     return {"published": done, "problems": problems}

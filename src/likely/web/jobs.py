@@ -6,10 +6,12 @@ this registry refuses it earlier and keeps each run's stage and progress for the
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +80,49 @@ class RunJobs:
             job.state, job.error = "failed", f"Unexpected failure: {exc!r}"
         finally:
             job.finished = time.time()
+
+
+class Scheduler:
+    """Starts the runs that schedules make due, as background jobs (``likely serve``).
+
+    Each check asks the workspace which instances are due at ``clock()`` and starts a job for
+    each one not already running here; the engine's lock refuses one running elsewhere (a CLI
+    run, ``likely run --due`` from cron). ``check`` is one pass, so tests drive it with their
+    own clock; ``start`` repeats it every ``interval`` seconds in a daemon thread.
+    """
+
+    def __init__(self, jobs: RunJobs, clock: Callable[[], datetime] | None = None,
+                 interval: float = 30.0) -> None:
+        self.jobs = jobs
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.interval = interval
+        self._stop = threading.Event()
+
+    def check(self) -> list[str]:
+        """Start the due runs; returns the instances started."""
+        from likely.workspace import Workspace
+
+        started = []
+        for instance, _moment in Workspace(self.jobs.path).due(self.clock()):
+            try:
+                self.jobs.start(instance.name)
+                started.append(instance.name)
+            except BusyError:  # already running here: never a second one
+                continue
+        return started
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._loop, daemon=True, name="likely-scheduler")
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+            except Exception:  # one bad check must not stop every later schedule: say it
+                logging.getLogger("likely.scheduler").exception("Schedule check failed")
+            self._stop.wait(self.interval)
