@@ -44,9 +44,17 @@ def create_app(workspace: str | Path | Workspace | None = None, *,
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_security(app)
     _add_error_handlers(app)
-    from likely.web.routes import assets, datasets, destinations, instances, segments, session
+    from likely.web.routes import (
+        analytics,
+        assets,
+        datasets,
+        destinations,
+        instances,
+        segments,
+        session,
+    )
 
-    for module in (session, assets, instances, segments, destinations, datasets):
+    for module in (session, assets, instances, analytics, segments, destinations, datasets):
         app.include_router(module.api)
         app.include_router(module.pages)
     return app
