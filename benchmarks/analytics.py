@@ -122,20 +122,18 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed-profiles", type=int, default=5_000)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="Build the history in this folder and keep it (reused when it "
+                             "is there already).")
     args = parser.parse_args()
     print(describe())
     with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        ws, profiles_path = build(Path(tmp), args.seed_profiles)
-        print(f"real runs on {args.seed_profiles:,} demo profiles: "
-              f"{time.perf_counter() - started:.1f} s")
-        started = time.perf_counter()
-        replicate(ws, args.profiles, args.runs, profiles_path, Path(tmp))
-        print(f"replicated to {args.runs} runs × {args.profiles:,} profiles: "
-              f"{time.perf_counter() - started:.1f} s")
-        started = time.perf_counter()
-        ws.create_segment("bench top", "buyers.percentile >= 90")
-        print(f"segment 'bench top' published: {time.perf_counter() - started:.1f} s")
+        folder = args.keep or Path(tmp)
+        if (folder / "ws" / "catalog.sqlite").exists():
+            ws = Workspace(folder / "ws")
+            print(f"reusing the history in {folder}")
+        else:
+            ws = prepare(folder, args)
         a = lambda kind, **o: lambda: ws.analytics("buyers", kind, **o)  # noqa: E731
         cases = [
             ("trend (every run)", a("trend")),
@@ -165,6 +163,22 @@ def main() -> None:
         for what, call in cases:
             timed(what, call)
     print(f"peak RSS {peak_rss_mb():.0f} MiB")
+
+
+def prepare(folder: Path, args: argparse.Namespace) -> Workspace:
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    ws, profiles_path = build(folder, args.seed_profiles)
+    print(f"real runs on {args.seed_profiles:,} demo profiles: "
+          f"{time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    replicate(ws, args.profiles, args.runs, profiles_path, folder)
+    print(f"replicated to {args.runs} runs × {args.profiles:,} profiles: "
+          f"{time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    ws.create_segment("bench top", "buyers.percentile >= 90")
+    print(f"segment 'bench top' published: {time.perf_counter() - started:.1f} s")
+    return ws
 
 
 def _dates(runs: int) -> list[str]:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 Runs = str | Sequence[str] | None
 NOT_SCORED = "Not scored"
 STATES = (*ORDER, NOT_SCORED)
+CODES = {"Low": 1, "Medium": 2, "High": 3}
+MAX_FLOW_RUNS = 31  # 4^31 still fits a 64-bit integer
 MAX_OVERLAP_RUNS = 10
 DEFAULT_OVERLAP_RUNS = 3
 
@@ -37,30 +39,33 @@ def flow(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
     if len(chosen) < 2:
         raise ConfigError(f"A flow needs two runs; '{instance.name}' has "
                           f"{len(scope.runs)} successful run(s) and {len(chosen)} chosen.")
+    if len(chosen) > MAX_FLOW_RUNS:
+        raise ConfigError(f"A flow follows up to {MAX_FLOW_RUNS} runs at once, not "
+                          f"{len(chosen)}: choose fewer with runs=…")
     last = len(chosen) - 1
+    # one number per profile: its state at run i (0 not scored, 1 Low, 2 Medium, 3 High) is
+    # digit i in base 4, so the 20M rows of 20 runs become 1M paths, read pair by pair
     base = scope.scores(chosen)
-    staged = base.select(PROFILE_ID, "bucket", stage=Scope.stage(base, chosen))
-    src = staged.filter(staged.stage < last).select(
-        _from_id=staged[PROFILE_ID], _from_pair=staged.stage, _from=staged.bucket)
-    dst = staged.filter(staged.stage > 0).select(
-        _to_id=staged[PROFILE_ID], _to_pair=(staged.stage - 1).cast("int32"), _to=staged.bucket)
-    joined = src.outer_join(dst, [src._from_id == dst._to_id, src._from_pair == dst._to_pair])
-    moves = joined.select(
-        profile_id=ibis.coalesce(joined._from_id, joined._to_id),
-        pair=ibis.coalesce(joined._from_pair, joined._to_pair),
-        from_bucket=joined._from.fill_null(NOT_SCORED),
-        to_bucket=joined._to.fill_null(NOT_SCORED))
-    if not flt.empty:
+    state = ibis.cases(*[(base.bucket == b, CODES[b]) for b in ORDER], else_=0).cast("int64")
+    paths = (base.select(PROFILE_ID, part=state * _weights(base, chosen, 4))
+             .group_by(PROFILE_ID).aggregate(path=lambda t: t.part.sum()))
+    if not flt.empty:  # the runs at which each profile passes the filter, as bits
         passing = scope.rows(chosen, flt)
-        passing = passing.select(PROFILE_ID, stage=Scope.stage(passing, chosen))
-        # the pairs a passing row belongs to: as the "from" end, and as the "to" end
-        keys = ibis.union(passing.select(PROFILE_ID, pair=passing.stage),
-                          passing.select(PROFILE_ID, pair=(passing.stage - 1).cast("int32")),
-                          distinct=True)
-        moves = moves.view().semi_join(keys, [PROFILE_ID, "pair"])
-    grouped = moves.group_by(["pair", "from_bucket", "to_bucket"]).aggregate(
-        profiles=lambda t: t.count())
-    counts = {(r["pair"], r["from_bucket"], r["to_bucket"]): r["profiles"]
+        passed = (passing.select(PROFILE_ID, bit=_weights(passing, chosen, 2))
+                  .group_by(PROFILE_ID).aggregate(passed=lambda t: t.bit.sum()))
+        paths = paths.join(passed, PROFILE_ID)
+    pairs = ibis.memtable({"pair": list(range(last)), "at": [4 ** i for i in range(last)],
+                           "bit": [2 ** i for i in range(last)]},
+                          schema={"pair": "int64", "at": "int64", "bit": "int64"})
+    crossed = paths.cross_join(pairs)
+    if not flt.empty:  # it passes at either end of the pair: bit i or bit i + 1
+        crossed = crossed.filter((crossed.passed // crossed.bit) % 4 > 0)
+    moves = crossed.select("pair", before=(crossed.path // crossed.at) % 4,
+                           after=(crossed.path // (crossed.at * 4)) % 4)
+    moves = moves.filter((moves.before > 0) | (moves.after > 0))
+    grouped = moves.group_by(["pair", "before", "after"]).aggregate(profiles=lambda t: t.count())
+    names = {code: name for name, code in CODES.items()} | {0: NOT_SCORED}
+    counts = {(r["pair"], names[r["before"]], names[r["after"]]): r["profiles"]
               for r in grouped.to_pyarrow().to_pylist()}
     transitions, pairs = [], []
     for i in range(last):
@@ -98,9 +103,7 @@ def overlap(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
     bucket = flt.bucket or "High"
     flt = flt.with_bucket(bucket)
     t = scope.rows(chosen, flt)
-    bit = ibis.cases(*[(t.score_date == ibis.literal(date.fromisoformat(r.as_of)), 2 ** i)
-                       for i, r in enumerate(chosen)], else_=0)
-    per_profile = t.select(PROFILE_ID, bit=bit).group_by(PROFILE_ID).aggregate(
+    per_profile = t.select(PROFILE_ID, bit=_weights(t, chosen, 2)).group_by(PROFILE_ID).aggregate(
         mask=lambda g: g.bit.sum())
     grouped = per_profile.group_by("mask").aggregate(profiles=lambda g: g.count())
     found = {int(r["mask"]): int(r["profiles"]) for r in grouped.to_pyarrow().to_pylist()}
@@ -116,6 +119,13 @@ def overlap(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
     return scope.envelope("overlap", flt, chosen, bucket=bucket, sizes=sizes,
                           union=sum(found.values()), in_all=found.get(2 ** k - 1, 0),
                           regions=regions)
+
+
+def _weights(table, runs, base: int):
+    """``base`` to the power of each row's run index among ``runs`` (by its score date)."""
+    return ibis.cases(*[(table.score_date == ibis.literal(date.fromisoformat(r.as_of)),
+                         ibis.literal(base ** i, "int64")) for i, r in enumerate(runs)],
+                      else_=ibis.literal(0, "int64"))
 
 
 def _rank(state: str) -> int:

@@ -18,7 +18,7 @@ engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -197,10 +197,14 @@ class Scope:
         return self.attribute_types[name]
 
     def with_attributes(self, table: ir.Table, columns: Iterable[str],
-                        runs: Sequence[records.RunRecord], *, prefix: str = "") -> ir.Table:
+                        runs: Sequence[records.RunRecord], *, prefix: str = "",
+                        derive: Callable[[ir.Table], dict[str, ir.Value]] | None = None
+                        ) -> ir.Table:
         """``table`` (one row per profile and score date) with ``columns`` of the profile
         attributes added (as ``prefix + column``), each as known at the end of the row's score
         date: what ``Profiles.at`` gives at midnight after it (null when the profile is unknown).
+        ``derive`` adds columns computed from the attributes table (one row per profile) before
+        the join, where they cost one computation per profile instead of one per row.
 
         A snapshot has one row per profile whatever the date, so it is joined once and only its
         dates later than each row's score date are blanked (as ``at`` does); a history is joined
@@ -211,24 +215,33 @@ class Scope:
             self.check_attribute(column)
         dates = sorted({date.fromisoformat(r.as_of) for r in runs})
         if self.profiles.shape == "snapshot":
-            known = self._attributes_at(dates[-1], columns, prefix)
+            known = self._attributes_at(dates[-1], columns, prefix, derive)
             joined = table.left_join(known, table[PROFILE_ID] == known["_attribute_id"])
             day_after = (joined[SCORE_DATE] + ibis.interval(days=1)).cast("timestamp")
             added = {f"{prefix}{c}": _known_before(joined[f"{prefix}{c}"], day_after)
                      for c in columns}
-            return joined.select(*[joined[c] for c in table.columns], **added)
+            extra = [c for c in known.columns if c != "_attribute_id" and c not in added]
+            return joined.select(*[joined[c] for c in table.columns], **added,
+                                 **{c: joined[c] for c in extra})
         parts = []
         for day in dates:
             rows = table.filter(table[SCORE_DATE] == ibis.literal(day))
-            known = self._attributes_at(day, columns, prefix)
+            known = self._attributes_at(day, columns, prefix, derive)
             joined = rows.left_join(known, rows[PROFILE_ID] == known["_attribute_id"])
             parts.append(joined.select(*[joined[c] for c in table.columns],
-                                       *[joined[f"{prefix}{c}"] for c in columns]))
+                                       *[joined[c] for c in known.columns
+                                         if c != "_attribute_id"]))
         return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
-    def _attributes_at(self, day: date, columns: list[str], prefix: str) -> ir.Table:
-        at = self.profiles.at(datetime.combine(day + timedelta(days=1), time()))
-        return at.select(_attribute_id=at[PROFILE_ID], **{f"{prefix}{c}": at[c] for c in columns})
+    def attributes_at(self, day: date) -> ir.Table:
+        """Every profile's attributes as known at the end of ``day``."""
+        return self.profiles.at(datetime.combine(day + timedelta(days=1), time()))
+
+    def _attributes_at(self, day: date, columns: list[str], prefix: str,
+                       derive: Callable[[ir.Table], dict[str, ir.Value]] | None) -> ir.Table:
+        at = self.attributes_at(day)
+        return at.select(_attribute_id=at[PROFILE_ID], **{f"{prefix}{c}": at[c] for c in columns},
+                         **(derive(at) if derive else {}))
 
     # -- what every answer carries -------------------------------------------------------------
 

@@ -6,6 +6,7 @@ Each function aggregates in the engine and returns a plain, JSON-ready dict.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from likely.errors import ConfigError
 from likely.scoring.instances import Instance
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     from ibis.backends import BaseBackend
 
 Runs = str | Sequence[str] | None
@@ -116,40 +118,49 @@ def cohorts(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
     """Per value of a profile attribute (as known at each score date), per score date: profiles,
     mean probability and score, bucket counts and shares. A date attribute is grouped by month
     (e.g. signup month): the newest ``top`` months, the older ones as one "before …" group;
-    other attributes keep their ``top`` most common values and group the rest as "(other)".
-    A missing value is "(missing)"."""
+    other attributes keep their ``top`` most common values and group the rest as "(other)",
+    both decided over the profiles dataset as known at the newest chosen score date. A profile
+    without a value (or unknown to the profiles dataset) at a date is "(missing)" there."""
     scope, flt = Scope(catalog, con, root, instance), flt or Filter()
     if not attribute:
         raise ConfigError("Cohorts need a profile attribute to group by, e.g. "
                           f"{_example(scope)}.")
     kind = scope.check_attribute(attribute)
     chosen = scope.select(runs)
-    t = scope.with_attributes(scope.rows(chosen, flt), [attribute], chosen, prefix="_cohort_")
-    raw = t[f"_cohort_{attribute}"]
     monthly = kind.is_temporal()
-    value = raw.truncate("M").strftime("%Y-%m") if monthly else raw.cast("string")
-    t = t.select(SCORE_DATE, "bucket", "score", "probability", value=value.fill_null(MISSING))
-    sizes = t.group_by("value").aggregate(profiles=t.count()).to_pyarrow().to_pylist()
-    ranked = sorted(sizes, key=lambda r: (-r["profiles"], r["value"]))
-    known = [r for r in ranked if r["value"] != MISSING]
-    if monthly:  # the newest months each, the older ones together
-        months = sorted(r["value"] for r in known)
-        kept = months[-top:] + ([MISSING] if len(known) < len(ranked) else [])
-    else:
-        kept = [r["value"] for r in ranked[:top]]
-    other = f"before {kept[0]}" if monthly and kept and kept[0] != MISSING else OTHER
-    grouped_away = len(ranked) - len(kept)
-    if grouped_away:
-        t = t.mutate(value=ibis.ifelse(t.value.isin(kept), t.value, ibis.literal(other)))
+
+    def label(value: ir.Value) -> ir.StringValue:
+        return value.truncate("M").strftime("%Y-%m") if monthly else value.cast("string")
+
+    # which values stay apart: decided over the profiles dataset as known at the newest date
+    at = scope.attributes_at(date.fromisoformat(chosen[-1].as_of))
+    values = at.select(value=label(at[attribute])).filter(lambda t: t.value.notnull())
+    distinct = values.group_by("value").aggregate(profiles=lambda t: t.count())
+    order = [ibis.desc("value")] if monthly else [ibis.desc("profiles"), "value"]
+    kept = [r["value"] for r in distinct.order_by(order).limit(top).to_pyarrow().to_pylist()]
+    grouped_away = max(0, int(distinct.count().to_pyarrow().as_py()) - len(kept))
+    if monthly:  # shown oldest first
+        kept.sort()
+    other = f"before {kept[0]}" if monthly and kept else OTHER
+
+    def derive(t: ir.Table) -> dict[str, ir.Value]:
+        name = label(t[attribute])
+        return {"_cohort": ibis.ifelse(name.isin(kept), name, ibis.literal(other))
+                if grouped_away else name}
+
+    t = scope.with_attributes(scope.rows(chosen, flt), [attribute], chosen, prefix="_raw_",
+                              derive=derive)
+    value = ibis.ifelse(t[f"_raw_{attribute}"].isnull(), ibis.literal(MISSING), t["_cohort"])
+    t = t.select(SCORE_DATE, "bucket", "score", "probability", value=value)
     grouped = t.group_by([SCORE_DATE, "value", "bucket"]).aggregate(
         profiles=t.count(), score_sum=t.score.sum(), probability_sum=t.probability.sum())
     cells = _cells(grouped.to_pyarrow().to_pylist(), (SCORE_DATE, "value"))
-    values = sorted(kept, key=lambda v: (v == MISSING, v if monthly else "",
-                                         0 if monthly else kept.index(v)))
-    if grouped_away:  # older months first, like the months; an "(other)" value last
-        values = [other, *values] if monthly else [*values, other]
+    names = ([other] if grouped_away and monthly else []) + kept + (
+        [other] if grouped_away and not monthly else [])
+    if any(key[1] == MISSING for key in cells):
+        names.append(MISSING)
     series = []
-    for name in values:
+    for name in names:
         points = []
         for run in chosen:
             per = {b: cells.get((run.as_of, name, b)) or {} for b in ORDER}
@@ -162,7 +173,7 @@ def cohorts(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
         series.append({"value": name, "profiles": sum(p["profiles"] for p in points),
                        "points": points})
     return scope.envelope("cohorts", flt, chosen, attribute=attribute,
-                          by="month" if monthly else "value", values=values,
+                          by="month" if monthly else "value", values=names,
                           grouped_values=grouped_away, series=series)
 
 
