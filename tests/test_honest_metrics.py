@@ -152,15 +152,18 @@ def test_ids_that_barely_match_the_profiles_are_noted(ws, tmp_path):
     assert any(n.startswith("Only 0% of the profiles in the events") for n in run.notes)
 
 
-def test_retrain_days_is_gone_but_old_configs_still_load(ws):
-    with pytest.raises(ConfigError, match="unknown key 'retrain_days'"):
-        parse_instance_config({**BASE, "retrain_days": 30})
+def test_retrain_days_is_a_setting_and_older_configs_without_it_still_load(ws):
+    """retrain_days was once accepted and ignored, then removed; it now decides retraining."""
+    assert parse_instance_config({**BASE, "retrain_days": 30}).retrain_days == 30
+    with pytest.raises(ConfigError, match="retrain_days"):
+        parse_instance_config({**BASE, "retrain_days": 0})
     instance = ws.create_instance(BASE)
+    stored = {k: v for k, v in instance.config.to_dict().items()
+              if k not in ("retrain_days", "drift_threshold")}
     with ws.catalog.transaction():
-        ws.catalog.update("instances", "id", instance.id, {
-            "config": {**instance.config.to_dict(), "retrain_days": 90},
-            "updated_at": utcnow()})
-    assert ws.instance("buyers").config.name == "buyers"
+        ws.catalog.update("instances", "id", instance.id, {"config": stored,
+                                                           "updated_at": utcnow()})
+    assert ws.instance("buyers").config.retrain_days == 90
 
 
 def test_notes_print_as_written(ws, capsys):
