@@ -48,22 +48,26 @@ def flow(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
     base = scope.scores(chosen)
     state = ibis.cases(*[(base.bucket == b, CODES[b]) for b in ORDER], else_=0).cast("int64")
     paths = (base.select(PROFILE_ID, part=state * _weights(base, chosen, 4))
-             .group_by(PROFILE_ID).aggregate(path=lambda t: t.part.sum()))
+             .group_by(PROFILE_ID).aggregate(path=lambda t: t.part.sum().cast("int64")))
+    keys = ["path"]
     if not flt.empty:  # the runs at which each profile passes the filter, as bits
         passing = scope.rows(chosen, flt)
         passed = (passing.select(PROFILE_ID, bit=_weights(passing, chosen, 2))
-                  .group_by(PROFILE_ID).aggregate(passed=lambda t: t.bit.sum()))
+                  .group_by(PROFILE_ID).aggregate(passed=lambda t: t.bit.sum().cast("int64")))
         paths = paths.join(passed, PROFILE_ID)
-    pairs = ibis.memtable({"pair": list(range(last)), "at": [4 ** i for i in range(last)],
-                           "bit": [2 ** i for i in range(last)]},
-                          schema={"pair": "int64", "at": "int64", "bit": "int64"})
-    crossed = paths.cross_join(pairs)
+        keys.append("passed")
+    # profiles that took the same path count together: far fewer paths than profiles
+    counted = paths.group_by(keys).aggregate(n=lambda t: t.count())
+    pairs = ibis.memtable({"pair": list(range(last)), "shift": [2 * i for i in range(last)]},
+                          schema={"pair": "int64", "shift": "int64"})
+    crossed = counted.cross_join(pairs)
     if not flt.empty:  # it passes at either end of the pair: bit i or bit i + 1
-        crossed = crossed.filter((crossed.passed // crossed.bit) % 4 > 0)
-    moves = crossed.select("pair", before=(crossed.path // crossed.at) % 4,
-                           after=(crossed.path // (crossed.at * 4)) % 4)
+        crossed = crossed.filter(((crossed.passed >> crossed.pair) & 3) > 0)
+    moves = crossed.select("pair", "n", before=(crossed.path >> crossed.shift) & 3,
+                           after=(crossed.path >> (crossed.shift + 2)) & 3)
     moves = moves.filter((moves.before > 0) | (moves.after > 0))
-    grouped = moves.group_by(["pair", "before", "after"]).aggregate(profiles=lambda t: t.count())
+    grouped = moves.group_by(["pair", "before", "after"]).aggregate(
+        profiles=lambda t: t.n.sum())
     names = {code: name for name, code in CODES.items()} | {0: NOT_SCORED}
     counts = {(r["pair"], names[r["before"]], names[r["after"]]): r["profiles"]
               for r in grouped.to_pyarrow().to_pylist()}

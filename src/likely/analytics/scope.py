@@ -125,24 +125,33 @@ class Scope:
         return read_parquet(self.con, [records.run_dir(self.root, self.instance.id, r.id)
                                        / SCORES_FILE for r in runs])
 
-    def rows(self, runs: Sequence[records.RunRecord], flt: Filter) -> ir.Table:
-        """The runs' scored rows that pass the filter (every column of ``scores.parquet``)."""
+    def rows(self, runs: Sequence[records.RunRecord], flt: Filter, *,
+             attributes: Sequence[str] = (),
+             derive: Callable[[ir.Table], dict[str, ir.Value]] | None = None) -> ir.Table:
+        """The runs' scored rows that pass the filter (every column of ``scores.parquet``), with
+        ``attributes`` added as ``_a_<name>`` and ``derive``'s columns (see
+        :meth:`with_attributes`): the filter's condition and these share one join."""
         table = self.scores(runs)
         if flt.bucket:
             table = table.filter(table.bucket == flt.bucket)
-        if flt.segment:
+        if flt.segment:  # before the attributes: fewer rows to join
             members = self.segment_members(flt.segment)
             table = table.semi_join(members, table[PROFILE_ID] == members["_member"])
-        if flt.where:
-            condition = self.condition(flt.where)
-            columns = sorted(condition.columns)
-            known = self.with_attributes(table, columns, runs, prefix="_a_")
-            # the condition reads attributes by their own names, whatever the score columns are
-            shaped = known.select(**{f"_s_{c}": known[c] for c in table.columns},
-                                  **{c: known[f"_a_{c}"] for c in columns})
-            kept = shaped.filter(compile_condition(condition, shaped).fill_null(False))
-            table = kept.select(**{c: kept[f"_s_{c}"] for c in table.columns})
-        return table
+        condition = self.condition(flt.where) if flt.where else None
+        read = sorted(condition.columns) if condition else []
+        wanted = list(dict.fromkeys([*read, *attributes]))
+        if not wanted and derive is None:
+            return table
+        known = self.with_attributes(table, wanted, runs, prefix="_a_", derive=derive)
+        if condition is None:
+            return known
+        # the condition reads attributes by their own names, whatever the score columns are
+        shaped = known.select(**{f"_s_{c}": known[c] for c in known.columns},
+                              **{c: known[f"_a_{c}"] for c in read})
+        kept = shaped.filter(compile_condition(condition, shaped).fill_null(False))
+        out = [*table.columns, *[f"_a_{c}" for c in attributes],
+               *[c for c in known.columns if c not in table.columns and not c.startswith("_a_")]]
+        return kept.select(**{c: kept[f"_s_{c}"] for c in out})
 
     @staticmethod
     def stage(table: ir.Table, runs: Sequence[records.RunRecord]) -> ir.IntegerValue:

@@ -148,9 +148,8 @@ def cohorts(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
         return {"_cohort": ibis.ifelse(name.isin(kept), name, ibis.literal(other))
                 if grouped_away else name}
 
-    t = scope.with_attributes(scope.rows(chosen, flt), [attribute], chosen, prefix="_raw_",
-                              derive=derive)
-    value = ibis.ifelse(t[f"_raw_{attribute}"].isnull(), ibis.literal(MISSING), t["_cohort"])
+    t = scope.rows(chosen, flt, attributes=[attribute], derive=derive)
+    value = ibis.ifelse(t[f"_a_{attribute}"].isnull(), ibis.literal(MISSING), t["_cohort"])
     t = t.select(SCORE_DATE, "bucket", "score", "probability", value=value)
     grouped = t.group_by([SCORE_DATE, "value", "bucket"]).aggregate(
         profiles=t.count(), score_sum=t.score.sum(), probability_sum=t.probability.sum())
