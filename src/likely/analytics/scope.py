@@ -192,8 +192,15 @@ class Scope:
 
     @cached_property
     def profiles(self) -> Profiles:
+        """The profiles dataset, read point-in-time. Its shape (snapshot or history) is the one
+        its data-quality report found over every part at the last ingest; measured when absent."""
         dataset = get_dataset(self.catalog, self.root, self.profiles_dataset)
-        return Profiles.of(open_dataset(self.con, dataset), self.instance.config.static_attributes)
+        table = open_dataset(self.con, dataset)
+        static = self.instance.config.static_attributes
+        shape = (dataset.quality or {}).get("shape")
+        if shape in ("snapshot", "history"):
+            return Profiles(table, shape, frozenset(static))
+        return Profiles.of(table, static)
 
     def condition(self, text: str) -> Condition:
         return parse_condition(text, self.attribute_types)
@@ -226,8 +233,7 @@ class Scope:
         if self.profiles.shape == "snapshot":
             known = self._attributes_at(dates[-1], columns, prefix, derive)
             joined = table.left_join(known, table[PROFILE_ID] == known["_attribute_id"])
-            day_after = (joined[SCORE_DATE] + ibis.interval(days=1)).cast("timestamp")
-            added = {f"{prefix}{c}": _known_before(joined[f"{prefix}{c}"], day_after)
+            added = {f"{prefix}{c}": _known_by(joined[f"{prefix}{c}"], joined[SCORE_DATE])
                      for c in columns}
             extra = [c for c in known.columns if c != "_attribute_id" and c not in added]
             return joined.select(*[joined[c] for c in table.columns], **added,
@@ -288,13 +294,15 @@ def _tokens(chosen: str | Sequence[str] | None) -> list[str]:
     return [t.strip() for item in items for t in str(item).split(",") if t.strip()]
 
 
-def _known_before(value: ir.Value, moment: ir.TimestampValue) -> ir.Value:
-    """A date or time at or after ``moment`` had not happened yet: null (as ``Profiles.at``)."""
+def _known_by(value: ir.Value, day: ir.DateValue) -> ir.Value:
+    """A date or time after the end of ``day`` had not happened yet: null (as ``Profiles.at`` at
+    the midnight after ``day``: a date is known when it is ``day`` or before, a time when its
+    date is)."""
     dtype = value.type()
     if dtype.is_timestamp():
-        return ibis.ifelse(value < moment.cast(dtype), value, ibis.null(dtype))
+        return ibis.ifelse(value.date() <= day, value, ibis.null(dtype))
     if dtype.is_date():
-        return ibis.ifelse(value.cast("timestamp") < moment, value, ibis.null(dtype))
+        return ibis.ifelse(value <= day, value, ibis.null(dtype))
     return value
 
 

@@ -136,9 +136,11 @@ def cohorts(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
     at = scope.attributes_at(date.fromisoformat(chosen[-1].as_of))
     values = at.select(value=label(at[attribute])).filter(lambda t: t.value.notnull())
     distinct = values.group_by("value").aggregate(profiles=lambda t: t.count())
+    distinct = distinct.mutate(values=distinct.value.count().over(ibis.window()))
     order = [ibis.desc("value")] if monthly else [ibis.desc("profiles"), "value"]
-    kept = [r["value"] for r in distinct.order_by(order).limit(top).to_pyarrow().to_pylist()]
-    grouped_away = max(0, int(distinct.count().to_pyarrow().as_py()) - len(kept))
+    first = distinct.order_by(order).limit(top).to_pyarrow().to_pylist()
+    kept = [r["value"] for r in first]
+    grouped_away = int(first[0]["values"]) - len(kept) if first else 0
     if monthly:  # shown oldest first
         kept.sort()
     other = f"before {kept[0]}" if monthly and kept else OTHER
@@ -149,11 +151,16 @@ def cohorts(catalog: Catalog, con: BaseBackend, root: Path, instance: Instance,
                 if grouped_away else name}
 
     t = scope.rows(chosen, flt, attributes=[attribute], derive=derive)
-    value = ibis.ifelse(t[f"_a_{attribute}"].isnull(), ibis.literal(MISSING), t["_cohort"])
-    t = t.select(SCORE_DATE, "bucket", "score", "probability", value=value)
-    grouped = t.group_by([SCORE_DATE, "value", "bucket"]).aggregate(
+    t = t.select(SCORE_DATE, "bucket", "score", "probability", "_cohort",
+                 missing=t[f"_a_{attribute}"].isnull())
+    grouped = t.group_by([SCORE_DATE, "_cohort", "missing", "bucket"]).aggregate(
         profiles=t.count(), score_sum=t.score.sum(), probability_sum=t.probability.sum())
-    cells = _cells(grouped.to_pyarrow().to_pylist(), (SCORE_DATE, "value"))
+    cells: dict[tuple, dict[str, Any]] = {}
+    for row in grouped.to_pyarrow().to_pylist():  # unknown values count as "(missing)"
+        key = (iso(row[SCORE_DATE]), MISSING if row["missing"] else row["_cohort"], row["bucket"])
+        cell = cells.setdefault(key, {"profiles": 0, "score_sum": 0.0, "probability_sum": 0.0})
+        for column in cell:
+            cell[column] += row[column] or 0
     names = ([other] if grouped_away and monthly else []) + kept + (
         [other] if grouped_away and not monthly else [])
     if any(key[1] == MISSING for key in cells):
