@@ -13,9 +13,11 @@ rm -rf "$WS"
 if "$BIN/python" -c "import likely.scoring.run" >/dev/null 2>&1; then
   "$BIN/likely" instances create -f examples/purchase-30d.yaml
   "$BIN/likely" instances create -f examples/churn-60d.yaml
-  # An earlier score date first: the later run measures what really happened after it, so the
-  # dashboard's performance summary has expected-against-actual rates to show.
-  "$BIN/likely" run purchase-30d --as-of "${DEMO_EARLIER:-2025-07-15}"
+  # A history first: weekly scores over five past weeks (one model, re-scored), so the
+  # analytics have trends and flows to show, and the latest run measures what really happened
+  # after them for the dashboard's performance summary.
+  "$BIN/likely" backfill purchase-30d --from "${DEMO_BACKFILL_FROM:-2025-07-03}" \
+    --to "${DEMO_BACKFILL_TO:-2025-07-31}" --every 7d
   "$BIN/likely" run purchase-30d
   "$BIN/likely" run churn-60d
   "$BIN/likely" runs list purchase-30d
