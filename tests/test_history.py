@@ -203,6 +203,9 @@ def test_cli_backfill(demo_workspace, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2025-06-01" in out and "2025-06-15" in out and "trained" in out
     assert "re-scored" in out
+    assert main(["runs", "list", "buyers", "-w", str(ws.path)]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("re-scored") == 1 and listed.count("trained") == 1
     assert main(["backfill", "buyers", "--from", "2025-06-20", "--to", "2025-06-01",
                  "-w", str(ws.path)]) != 0
     assert "is before --from" in capsys.readouterr().err

@@ -162,15 +162,21 @@ def list_(name: str, workspace: WorkspaceOption = None, json: JsonOption = False
     runs = open_workspace(workspace).runs(name)
     if json:
         return print_json([r.to_dict() for r in runs])
-    table = Table("run", "as of", "status", "AUC", "scored", "seconds", "error")
+    table = Table("run", "as of", "status", "AUC", "scored", "seconds", "model", "drift",
+                  "error")
     for r in runs:
         auc = r.metrics.get("holdout", {}).get("auc")
         optimistic = "*" if _optimistic(r.metrics.get("holdout", {})) else ""
         if optimistic:
             table.caption = f"* {OPTIMISTIC}"
+        retraining, drift = r.metrics.get("retraining"), r.metrics.get("drift")
         table.add_row(r.id, r.as_of, r.status, f"{auc:.3f}{optimistic}" if auc else "-",
                       fmt_count(r.counts.get("scored_profiles", "-")),
                       f"{sum(r.timings.values()):.1f}",
+                      ("trained" if retraining["retrained"] else "re-scored") if retraining
+                      else "-",
+                      (("[red]drift[/] " if drift["drifted"] else "")
+                       + f"{drift['score_psi']:.3f}") if drift else "-",
                       r.error or "")
     console.print(table if runs else f"No runs yet: likely run {name}")
 

@@ -140,7 +140,19 @@ def _run_line(run: dict[str, Any]) -> dict[str, Any]:
         "auc": holdout.get("auc"), "pr_auc": holdout.get("pr_auc"),
         "optimistic": holdout.get("out_of_time") is False,
         "seconds": round(sum((run.get("timings") or {}).values()), 1),
+        "model": _model_words(run.get("metrics") or {}),
+        "drift": (run.get("metrics") or {}).get("drift"),
     }
+
+
+def _model_words(metrics: dict[str, Any]) -> str | None:
+    """'trained' or 're-scored (model of 2025-06-01)'; None for runs before retraining existed."""
+    retraining = metrics.get("retraining")
+    if not retraining:
+        return None
+    if retraining.get("retrained"):
+        return "trained"
+    return f"re-scored (model of {retraining.get('model_trained_as_of')})"
 
 
 # -- latest scores, targeting -------------------------------------------------------------------
