@@ -5,6 +5,7 @@ Workspaces are copies of the session's demo workspace (3,000 profiles, 2025-01-0
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -203,9 +204,10 @@ def test_cli_backfill(demo_workspace, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2025-06-01" in out and "2025-06-15" in out and "trained" in out
     assert "re-scored" in out
-    assert main(["runs", "list", "buyers", "-w", str(ws.path)]) == 0
-    listed = capsys.readouterr().out
-    assert listed.count("re-scored") == 1 and listed.count("trained") == 1
+    assert main(["runs", "list", "buyers", "-w", str(ws.path), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)  # newest first
+    assert [r["metrics"]["retraining"]["retrained"] for r in listed] == [False, True]
+    assert all("score_psi" in r["metrics"]["drift"] for r in listed)
     assert main(["backfill", "buyers", "--from", "2025-06-20", "--to", "2025-06-01",
                  "-w", str(ws.path)]) != 0
     assert "is before --from" in capsys.readouterr().err
