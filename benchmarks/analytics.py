@@ -158,6 +158,10 @@ def main() -> None:
              a("cohorts", attribute="loyalty_tier", where="signup_date >= '2024-01-01'")),
             ("all three filters: trend", a("trend", segment="bench top", bucket="High",
                                            where="country = 'DE'")),
+            ("flow, bucket=High (each consecutive pair)", a("flow", runs="all", bucket="High")),
+            ("cohorts by signup month, segment + where",
+             a("cohorts", attribute="signup_date", segment="bench top",
+               where="loyalty_tier IN ('gold', 'platinum')")),
         ]
         print(f"{'analytic (best of 3)':64} {'best':>8}")
         for what, call in cases:
