@@ -437,3 +437,52 @@ def test_cli_prints_tables_and_json(ws, capsys):
         assert "buyers" in capsys.readouterr().out
     assert main(["analytics", "trend", "buyers", "--bucket", "Hot", *base]) == 2
     assert "Unknown bucket 'Hot'" in capsys.readouterr().err
+
+
+def test_attributes_of_a_history_are_the_version_current_at_each_score_date(ws):
+    """A profiles history (several versions per profile, each from its updated_at): each row
+    reads the version stamped last before the midnight after its score date; a snapshot's date
+    later than the score date reads null."""
+    from datetime import datetime
+
+    import ibis
+
+    from likely.analytics.scope import Scope
+    from likely.data.profiles import Profiles
+
+    versions = ibis.memtable({
+        "profile_id": ["a", "a", "b", "c"],
+        "updated_at": [datetime(2025, 1, 1), datetime(2025, 6, 16), datetime(2025, 7, 20),
+                       None],
+        "tier": ["bronze", "gold", "silver", "platinum"],
+        "signup": [date(2024, 1, 1), date(2024, 1, 1), date(2025, 7, 2), date(2025, 6, 1)],
+    })
+    rows = ibis.memtable({"profile_id": ["a", "a", "b", "b", "c", "d"],
+                          "score_date": [date(2025, 6, 15), date(2025, 6, 16), date(2025, 7, 1),
+                                         date(2025, 7, 19), date(2025, 5, 15), date(2025, 7, 1)]})
+    runs = [records.RunRecord(id=f"r{i}", instance_id="x", as_of=d, status="success",
+                              started_at="", finished_at=None, model_id=None)
+            for i, d in enumerate(["2025-05-15", "2025-06-15", "2025-06-16", "2025-07-01",
+                                   "2025-07-19"])]
+    scope = Scope(ws.catalog, ws.con, ws.path, ws.instance("buyers"))
+    for shape, expected in [
+        ("history", {("a", "2025-06-15"): ("bronze", "2024-01-01"),
+                     ("a", "2025-06-16"): ("gold", "2024-01-01"),
+                     ("b", "2025-07-01"): (None, None), ("b", "2025-07-19"): (None, None),
+                     ("c", "2025-05-15"): ("platinum", None), ("d", "2025-07-01"): (None, None)}),
+        ("snapshot", {("a", "2025-06-15"): ("gold", "2024-01-01"),
+                      ("a", "2025-06-16"): ("gold", "2024-01-01"),
+                      ("b", "2025-07-01"): ("silver", None),
+                      ("b", "2025-07-19"): ("silver", "2025-07-02"),
+                      ("c", "2025-05-15"): ("platinum", None), ("d", "2025-07-01"): (None, None)}),
+    ]:
+        table = versions if shape == "history" else versions.filter(
+            ~((versions.profile_id == "a") & (versions.tier == "bronze")))
+        scope.__dict__["profiles"] = Profiles(table, shape)
+        scope.__dict__["attribute_types"] = {"tier": table.schema()["tier"],
+                                             "signup": table.schema()["signup"]}
+        got = scope.with_attributes(rows, ["tier", "signup"], runs, prefix="_").to_pyarrow()
+        seen = {(r["profile_id"], r["score_date"].isoformat()):
+                (r["_tier"], r["_signup"].isoformat() if r["_signup"] else None)
+                for r in got.to_pylist()}
+        assert seen == expected, shape
