@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from _machine import describe, peak_rss_mb
+from _workspace import demo_workspace
 
-from likely.data import demo
 from likely.scoring import records
 from likely.storage import write_table
 from likely.workspace import Workspace
@@ -40,10 +40,7 @@ FIRST_DATE = date(2025, 3, 1)
 
 
 def build(root: Path, seed_profiles: int) -> tuple[Workspace, Path]:
-    data = demo.generate(root / "data", profiles=seed_profiles, days=200, seed=11)
-    ws = Workspace.create(root / "ws")
-    ws.ingest_events([data.events_path], "events")
-    ws.ingest_profiles([data.profiles_path], "profiles")
+    ws, data = demo_workspace(root, seed_profiles)
     ws.create_instance(INSTANCE)
     ws.run("buyers", as_of=date(2025, 6, 1))
     ws.run("buyers")

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import uvicorn
 from _machine import describe, peak_rss_mb
+from _workspace import demo_workspace
 
-from likely.data import demo
 from likely.engine import read_parquet
 from likely.scoring import records
 from likely.scoring.summary import SUMMARY_FILE, value_distribution
@@ -44,10 +44,7 @@ INSTANCE = {
 
 
 def build(root: Path, seed_profiles: int) -> Workspace:
-    data = demo.generate(root / "data", profiles=seed_profiles, days=200, seed=11)
-    ws = Workspace.create(root / "ws")
-    ws.ingest_events([data.events_path], "events")
-    ws.ingest_profiles([data.profiles_path], "profiles")
+    ws, _ = demo_workspace(root, seed_profiles)
     ws.create_instance(INSTANCE)
     ws.run("buyers", as_of=date(2025, 6, 1))
     ws.run("buyers")

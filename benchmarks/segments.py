@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from _machine import describe, peak_rss_mb
+from _workspace import demo_workspace
 
-from likely.data import demo
 from likely.scoring import records
 from likely.segments import publish
 from likely.storage import write_table
@@ -43,10 +43,7 @@ EARLIER = date(2025, 6, 1)
 
 
 def build(root: Path, seed_profiles: int) -> tuple[Workspace, Path]:
-    data = demo.generate(root / "data", profiles=seed_profiles, days=200, seed=11)
-    ws = Workspace.create(root / "ws")
-    ws.ingest_events([data.events_path], "events")
-    ws.ingest_profiles([data.profiles_path], "profiles")
+    ws, data = demo_workspace(root, seed_profiles)
     for config in INSTANCES:
         ws.create_instance(config)
     ws.run("buyers", as_of=EARLIER)

@@ -38,13 +38,18 @@ _BUILT: dict[str, Path] = {}
 
 
 def build_history(demo_workspace: Path, tmp_path_factory) -> Path:
-    """The four-run history (built once per test session, shared with the web tests)."""
+    """The four-run history of a backfilled instance (built once per test session, shared
+    with the web tests)."""
     if "path" not in _BUILT:
         path = tmp_path_factory.mktemp("analytics") / "ws"
         shutil.copytree(demo_workspace, path)
         ws = Workspace(path)
         ws.create_instance(INSTANCE)
-        for day in DATES:
+        # backfilled first (one model, re-scored a month later), then two scheduled-style runs
+        backfilled = ws.backfill("buyers", date.fromisoformat(DATES[0]),
+                                 date.fromisoformat(DATES[1]), every_days=31)
+        assert [r.as_of for r in backfilled] == DATES[:2]
+        for day in DATES[2:]:
             assert ws.run("buyers", as_of=date.fromisoformat(day)).status == "success"
         ws.create_segment(*SEGMENT)
         ws.create_instance({**INSTANCE, "name": "no-profiles",
