@@ -97,6 +97,20 @@ def test_training_is_deterministic_and_reports_each_shape(data, model):
     assert heard == [(i, shapes) for i in range(1, shapes + 1)]
 
 
+def test_large_data_compares_shapes_on_a_sample_then_fits_the_chosen_one_on_all(data, model):
+    (X, y), (Xv, yv), (Xt, yt) = data
+    sampled = PropensityModel(TrainParams(**{**FAST.__dict__, "search_rows": 2000})).fit(
+        X, y, Xv, yv, NAMES)
+    compared = [c for c in sampled.search_ if c.sample_rows == 2000]
+    final = [c for c in sampled.search_ if c.sample_rows is None]
+    assert len(compared) == len(FAST.grid) - 1 and len(final) == 1 and final[0].chosen
+    assert sampled.booster_.num_trees() == final[0].best_iteration  # trained on every row
+    assert (final[0].num_leaves, final[0].max_depth) not in {
+        (c.num_leaves, c.max_depth) for c in compared}
+    full_auc = roc_auc_score(yt, model.predict_raw(Xt))
+    assert abs(roc_auc_score(yt, sampled.predict_raw(Xt)) - full_auc) < 0.01
+
+
 def test_fit_refuses_one_class_and_wrong_shapes(data):
     (X, y), (Xv, yv), _ = data
     with pytest.raises(DataError, match="both outcomes"):
