@@ -138,7 +138,10 @@ class InstanceConfig(_Strict):
     min_negatives: int = Field(500, ge=1)
     min_auc: float = Field(0.65, ge=0.0, le=1.0)
     max_anchors: int = Field(8, ge=1, le=24)
-    max_training_rows: int = Field(2_000_000, ge=1_000)
+    max_training_rows: int = Field(
+        500_000, ge=1_000, description="Above this many profile-windows, a stable sample of "
+        "profiles trains. A learning curve on 400k demo profiles: 250k rows lost 0.0017 AUC "
+        "against all 1.16M, 500k rows 0.0008, at a fraction of the time.")
 
     @field_validator("schedule")
     @classmethod

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from likely.scoring.run import RunContext, RunInputs
 
 HOLDOUT_SHARE_SINGLE_ANCHOR = 0.2
+HOLDOUT_MIN_ROWS = 50_000  # a sampled holdout keeps at least this many rows when there are
 SAMPLE_BUCKETS = 10_000
 MISSING_SKEW = 0.10  # attribute missing this much more often in training than at scoring: out
 RATE_SPREAD_RATIO = 1.5  # goal rates across training windows this far apart are noted
@@ -163,7 +164,9 @@ def training_set(
     frames, labels, holdout = [], [], []
     for i, (anchor, table) in enumerate(zip(windows.anchors, labelled_anchors)):
         ctx.report("features per anchor", i, len(windows.anchors))
-        frame, y = _anchor_frame(plan, inputs, _sample(table, rate), anchor)
+        share = max(rate, min(1.0, HOLDOUT_MIN_ROWS / max(per_anchor[0][0], 1))) if i == 0 \
+            else rate  # the holdout keeps enough rows to measure and calibrate on
+        frame, y = _anchor_frame(plan, inputs, _sample(table, share), anchor)
         frames.append(frame)
         labels.append(y)
         holdout.append(np.full(len(y), i == 0))
