@@ -92,7 +92,20 @@ def show(name: str, workspace: WorkspaceOption = None, json: JsonOption = False)
     console.print(f"[bold]{instance.name}[/] ({instance.id}), created {instance.created_at}")
     console.print(f"[bold]Goal:[/] {config.goal.in_words()}", highlight=False)
     console.print(f"[bold]Who:[/] {config.population.in_words()}", highlight=False)
+    console.print(f"[bold]Runs:[/] {_schedule_words(config.schedule)}; retrains every "
+                  f"{config.retrain_days} days or on drift (PSI > {config.drift_threshold})",
+                  highlight=False)
     console.print(yaml.safe_dump(config.to_dict(), sort_keys=False), highlight=False)
+
+
+def _schedule_words(text: str) -> str:
+    from datetime import UTC, datetime
+
+    from likely.schedules import next_moment, parse_schedule
+
+    schedule = parse_schedule(text)
+    upcoming = next_moment(schedule, datetime.now(UTC))
+    return schedule.in_words() + (f", next {upcoming:%Y-%m-%d %H:%M} UTC" if upcoming else "")
 
 
 @app.command("edit")
