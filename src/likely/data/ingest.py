@@ -33,6 +33,7 @@ from likely.data.sources import (
     expand_paths,
     infer_format,
     read_source,
+    reading,
 )
 from likely.data.validate import OnError, Validated, validate
 from likely.engine import read_parquet
@@ -114,6 +115,7 @@ def ingest(
         part = dataset_dir(root, name) / f"part-{uuid.uuid4().hex[:12]}.parquet"
         _step(progress, "writing", 0, 1)
         write_expr(new_rows, part)
+        _step(progress, "recording", 0, 1)
         try:
             return _record(
                 catalog, con, root, name, kind, files, hashes, checked, part, existing,
@@ -178,7 +180,8 @@ def _read_and_validate(
         file_format = fmt or infer_format(path)
         table = apply_column_map(read_source(con, path, file_format), column_map, path,
                                  file_format)
-        checked.append(validate(table, kind, path, on_error=on_error, sources=column_map))
+        with reading(path, file_format):  # the checks are the first full read of the file
+            checked.append(validate(table, kind, path, on_error=on_error, sources=column_map))
     _step(progress, "checked", len(files), len(files))
     return checked
 

@@ -3,18 +3,22 @@
 Sources are read loosely on purpose: CSV as text, JSON as DuckDB infers it. Checking and typing the
 canonical columns happens afterwards in :mod:`likely.data.validate`, where a bad value can be
 reported with its file, row and column instead of failing somewhere inside the reader.
+
+A source is read without row numbers: numbering rows (``ROW_NUMBER() OVER ()``) keeps every
+query above it on one core. :func:`numbered` adds them only where a bad row has to be named.
 """
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import ibis
 
-from likely.errors import ConfigError, DataError
+from likely.errors import ConfigError, DataError, LikelyError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -60,24 +64,41 @@ def infer_format(path: Path) -> SourceFormat:
 
 
 def read_source(con: BaseBackend, path: Path, fmt: SourceFormat) -> ir.Table:
-    """Read one file as a flat table with a row-number column ``_likely_row``."""
+    """Read one file as a flat table.
+
+    Only the file's start is read here; a file that breaks further on is reported by the first
+    query that reads it whole, inside :func:`reading`.
+    """
     if path.stat().st_size == 0:
         raise DataError(f"File '{path}' is empty.")
+    with reading(path, fmt):
+        table = flatten(_read(con, path, fmt))
+        empty = int(table.limit(1).count().execute()) == 0
+    if empty:
+        raise DataError(f"File '{path}' has no data rows.")
+    return table
+
+
+@contextmanager
+def reading(path: Path, fmt: SourceFormat) -> Iterator[None]:
+    """Report what the reader says about a broken file as a :class:`DataError` naming it."""
     try:
-        table = _read(con, path, fmt)
-        table = flatten(table)
-        table = table.mutate(**{ROW: ibis.row_number() + 1})
-        rows = int(table.count().execute())
-    except DataError:
+        yield
+    except LikelyError:
         raise
     except Exception as exc:  # the reader's own message says what is wrong with the file
         raise DataError(
             f"File '{path}' could not be read as {fmt}: {_first_line(exc)}. "
             "Check the file, or pass the right --format."
         ) from exc
-    if rows == 0:
-        raise DataError(f"File '{path}' has no data rows.")
-    return table
+
+
+def numbered(table: ir.Table) -> ir.Table:
+    """``table`` with each row's 1-based record number in its file in column ``_likely_row``.
+
+    A window over the whole file, which runs on one core: used only to name bad rows.
+    """
+    return table.mutate(**{ROW: ibis.row_number() + 1})
 
 
 def _read(con: BaseBackend, path: Path, fmt: SourceFormat) -> ir.Table:
