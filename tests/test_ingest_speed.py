@@ -94,8 +94,12 @@ def test_inference_from_distinct_values_decides_as_every_row_does(awkward_csv):
     fast = v._infer_text_types(table, exclude)
     assert fast == every_row_types(table, exclude)
     # What the rule says, whichever way it is computed.
-    assert fast["zero_padded_id"].is_int64() and fast["dates"].is_date()
+    assert fast["zero_padded_id"].is_int64() and fast["decimals"].is_float64()
+    assert fast["dates"].is_date() and fast["offsets"].is_timestamp()
     assert fast["booleans"].is_boolean()
+    # Nothing is lost: one decimal makes a float column, one time of day a timestamp column.
+    assert fast["integers_then_decimal"].is_float64()
+    assert fast["dates_then_a_time"].is_timestamp()
     assert fast["mostly_empty_then_number"].is_int64()  # empty CSV fields are missing values
     for text in ("numbers_then_text", "words", "words_that_look_like_numbers_first"):
         assert text not in fast  # stays text, as read
@@ -109,6 +113,8 @@ def test_inferred_types_reach_the_dataset_with_every_row(ws, awkward_csv):
     assert schema["zero_padded_id"].is_int64() and schema["numbers_then_text"].is_string()
     df = ws.table("awkward").execute()
     assert (df.numbers_then_text == "n/a").sum() == 1
+    assert (df.integers_then_decimal == 2.5).sum() == 1 and (df.decimals == 0.143).any()
+    assert (df.dates_then_a_time == datetime(2025, 2, 3, 9, 30)).sum() == 1
     assert df.mostly_empty_then_number.notna().sum() == 1
     assert set(df.words) == {"web", "app", "email"}
 
@@ -224,6 +230,8 @@ def test_text_timestamps_with_offsets_zones_and_none(ws, write):
     assert [t.to_pydatetime() for t in df.timestamp] == [
         datetime(2025, 1, 3, 7, 30), datetime(2025, 1, 3, 9, 30), datetime(2025, 1, 3, 9, 30),
         datetime(2025, 1, 3, 14, 30)]
+    assert ws.table("z").schema()["seen"].is_timestamp()
+    assert df.seen.iloc[0].to_pydatetime() == datetime(2025, 1, 3, 7, 30)
 
 
 def duplicates_by_grouping(df: pd.DataFrame) -> int:

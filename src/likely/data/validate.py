@@ -245,8 +245,20 @@ def _infer_text_types(table: ir.Table, exclude: set[str]) -> dict[str, dt.DataTy
 
 
 def _parses(value: ir.StringValue, target: dt.DataType) -> ir.BooleanValue:
-    """True where a text value parses as ``target`` (null where it is null)."""
-    return value.try_cast(target).notnull() & value.notnull()
+    """True where a text value parses as ``target`` without losing anything (false where null).
+
+    The engine's casts round ``2.5`` to the integer 3 and cut ``2025-01-03 09:30`` to its day,
+    so an integer must be the same number read as a float, and a date must be the same time read
+    as a timestamp (midnight UTC); values that only one reading accepts (hex ``0x1A``, padded
+    ``' 2025-01-03 '``) keep what the cast says.
+    """
+    cast = value.try_cast(target)
+    parses = cast.notnull() & value.notnull()
+    if target.is_integer():
+        return parses & (value.try_cast(dt.float64) == cast).fill_null(True)
+    if target.is_date():
+        return parses & (value.try_cast(UTC_TIMESTAMP) == cast.cast(UTC_TIMESTAMP)).fill_null(True)
+    return parses
 
 
 def _parse_counts(
