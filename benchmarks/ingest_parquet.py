@@ -36,7 +36,7 @@ def _lookup(values: np.ndarray, index: np.ndarray, mask: np.ndarray | None) -> p
     return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string())).cast(pa.string())
 
 
-def make_events(events: int, seed: int = 0) -> pa.Table:
+def make_events(events: int, seed: int = 0, *, event_ids: bool = False) -> pa.Table:
     rng = np.random.default_rng(seed)
     profiles = max(1, events // 100)
     who = np.sort(rng.integers(0, profiles, events))
@@ -54,6 +54,8 @@ def make_events(events: int, seed: int = 0) -> pa.Table:
     campaigns = np.array([f"cmp-{w:03d}" for w in range(27)], dtype=object)
     ids = np.array([f"p{i:07d}" for i in range(profiles)], dtype=object)
     base = np.datetime64("2025-01-01T00:00:00", "s")
+    ids_of_events = ({"event_id": pa.array(np.char.add("e", np.arange(events).astype(str)))}
+                     if event_ids else {})
     return pa.table({
         "profile_id": _lookup(ids, who, None),
         "timestamp": pa.array(base + seconds.astype("timedelta64[s]"), pa.timestamp("us")),
@@ -64,6 +66,7 @@ def make_events(events: int, seed: int = 0) -> pa.Table:
         "sku": _lookup(skus, category_idx * 200 + rng.integers(0, 200, events), product),
         "page_name": _lookup(PAGES, rng.integers(0, len(PAGES), events), what == 1),
         "campaign_id": _lookup(campaigns, seconds // (7 * 86400), email),
+        **ids_of_events,
     })
 
 
@@ -96,6 +99,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="ingest the file this many times")
     parser.add_argument("--file", type=Path, help="ingest this Parquet file instead")
     parser.add_argument("--dedupe", default="auto", choices=["auto", "exact", "none"])
+    parser.add_argument("--event-ids", action="store_true",
+                        help="give every event an event_id (so --dedupe auto goes by id)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "events.parquet"
@@ -108,7 +113,7 @@ def main() -> None:
             data = demo.generate(Path(tmp) / "demo", profiles=args.demo_profiles, days=180)
             src = data.events_path
         else:
-            write_table(make_events(args.events), src)
+            write_table(make_events(args.events, event_ids=args.event_ids), src)
         made = time.perf_counter() - made
         size_mb = src.stat().st_size / 2**20
         print(f"machine: {describe()}")

@@ -264,3 +264,40 @@ def test_dedupe_exact_still_drops_only_identical_rows_across_files(ws, write):
     # Identical once typed: the +00:00 and Z times, 1 and 1.0; the one second later is not.
     assert (report.rows_read, report.rows_ingested, report.duplicates_dropped) == (7, 4, 3)
     assert ws.dataset("x").quality["exact_duplicate_rows"] == 0
+
+
+def test_dedupe_exact_reports_the_duplicates_the_dataset_still_holds(ws, write):
+    first = write("a.csv", "profile_id,timestamp,value\n"
+                           "p1,2025-01-01,1\np1,2025-01-01,1\np2,2025-01-02,2\n")
+    ws.ingest_events([first], "x")
+    report = ws.ingest_events([write("b.csv", "profile_id,timestamp,value,coupon\n"
+                                              "p1,2025-01-01,1,\np1,2025-01-01,1,\n"
+                                              "p3,2025-01-03,3,SAVE\np3,2025-01-03,3,SAVE\n")],
+                              "x", dedupe="exact")
+    assert (report.rows_ingested, report.duplicates_dropped, report.exact_duplicates_kept) == (
+        1, 3, 0)
+    # Not recounted after an exact ingest, yet what a count of the dataset says.
+    held = ws.dataset("x").quality["exact_duplicate_rows"]
+    assert held == 1 == exact_duplicate_rows(ws.table("x"))
+
+
+def test_event_ids_decide_on_their_stored_text_whatever_the_source_type(ws, tmp_path):
+    as_text = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"profile_id": ["a", "b", "c"], "event_id": ["9001", " ", "7"],
+                             "timestamp": pa.array([datetime(2025, 1, 2)] * 3)}), as_text)
+    as_float = tmp_path / "float.parquet"
+    pq.write_table(pa.table({"profile_id": ["a", "d", "e"], "event_id": [9001.0, None, 8.0],
+                             "timestamp": pa.array([datetime(2025, 1, 1)] * 3)}), as_float)
+    # 9001 repeats (as text and as a float): the earlier row is kept; blank and null ids stay.
+    report = ws.ingest_events([as_text, as_float], "ids")
+    assert (report.rows_ingested, report.duplicates_dropped) == (5, 1)
+    df = ws.table("ids").order_by("profile_id").execute()
+    assert df.profile_id.tolist() == ["a", "b", "c", "d", "e"]
+    assert df.timestamp.iloc[0].to_pydatetime() == datetime(2025, 1, 1)
+    assert df.event_id.fillna("-").tolist() == ["9001", "-", "7", "-", "8"]
+    # No id repeats: every row is kept, without ranking them.
+    unique = tmp_path / "unique.parquet"
+    pq.write_table(pa.table({"profile_id": ["f", "g"], "event_id": ["10", None],
+                             "timestamp": pa.array([datetime(2025, 1, 3)] * 2)}), unique)
+    report = ws.ingest_events([unique], "ids")
+    assert (report.rows_ingested, report.duplicates_dropped) == (2, 0)

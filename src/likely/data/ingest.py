@@ -219,12 +219,18 @@ def _by_event_id(new_rows: ir.Table, old: ir.Table | None) -> ir.Table:
 
     Of several new rows with one id the one kept is the first by timestamp, then by every other
     column, so the result does not depend on the order files were read in or on threads.
+    Ranking rows within their id sorts every row, so it is done only when an id does repeat
+    (counting distinct ids first costs a third of it).
     """
-    others = [c for c in new_rows.columns if c not in (EVENT_ID, TIMESTAMP)]
-    keys = [new_rows[c].asc() for c in (TIMESTAMP, *others) if c in new_rows.columns]
-    rank = ibis.row_number().over(group_by=new_rows[EVENT_ID], order_by=keys)
-    ranked = new_rows.mutate(**{_RANK: rank})
-    kept = ranked.filter(ranked[EVENT_ID].isnull() | (ranked[_RANK] == 0)).drop(_RANK)
+    ids = new_rows[EVENT_ID]
+    counts = new_rows.aggregate(ids=ids.count(), distinct=ids.nunique()).execute().iloc[0]
+    kept = new_rows
+    if int(counts["ids"]) != int(counts["distinct"]):
+        others = [c for c in new_rows.columns if c not in (EVENT_ID, TIMESTAMP)]
+        keys = [new_rows[c].asc() for c in (TIMESTAMP, *others) if c in new_rows.columns]
+        rank = ibis.row_number().over(group_by=ids, order_by=keys)
+        ranked = new_rows.mutate(**{_RANK: rank})
+        kept = ranked.filter(ranked[EVENT_ID].isnull() | (ranked[_RANK] == 0)).drop(_RANK)
     if old is None or EVENT_ID not in old.columns:
         return kept
     known = old.filter(old[EVENT_ID].notnull()).select(EVENT_ID).distinct()
@@ -295,8 +301,11 @@ def _record(
 ) -> IngestReport:
     parts = [*(existing.parts if existing else ()), part]
     full = read_parquet(con, parts)
-    quality = quality_report(full, kind, now=now)
-    kept = quality["exact_duplicate_rows"] - _exact_duplicates_before(existing, old)
+    before = _exact_duplicates_before(existing, old)
+    # The new part holds no row twice nor any row the dataset held: as many duplicates as before.
+    quality = quality_report(full, kind, now=now,
+                             exact_duplicates=before if applied == "exact" else None)
+    kept = quality["exact_duplicate_rows"] - before
     rows_new = int(read_parquet(con, [part]).count().execute())
     rows_valid = sum(v.rows_read - v.rows_skipped for v in checked)
     columns = [{"name": c, "type": str(t)} for c, t in full.schema().items()]

@@ -32,11 +32,15 @@ MAX_GAPS_LISTED = 20
 MAX_EVENT_TYPES = 50
 
 
-def quality_report(table: ir.Table, kind: DatasetKind, *, now: datetime) -> dict[str, Any]:
+def quality_report(
+    table: ir.Table, kind: DatasetKind, *, now: datetime, exact_duplicates: int | None = None
+) -> dict[str, Any]:
     """Rows, profiles, time span, gaps, completeness, duplicates, event types or profile shape,
     and freshness as of ``now``.
 
     ``now`` is an argument (not read from the clock) so a report can be recomputed for any date.
+    ``exact_duplicates`` is the count of exact duplicate rows where the caller knows it (an
+    ingest that dropped them knows the dataset holds as many as before), else it is counted.
     """
     with_ids = kind == "events" and EVENT_ID in table.columns
     counts = table.aggregate(
@@ -56,7 +60,8 @@ def quality_report(table: ir.Table, kind: DatasetKind, *, now: datetime) -> dict
             c: round(100.0 * int(counts[f"nonnull_{i}"]) / rows, 2) if rows else 0.0
             for i, c in enumerate(table.columns)
         },
-        "exact_duplicate_rows": exact_duplicate_rows(table),
+        "exact_duplicate_rows": (exact_duplicate_rows(table) if exact_duplicates is None
+                                 else exact_duplicates),
     }
     if with_ids:
         report["event_id_duplicates"] = int(counts["ids"]) - int(counts["distinct_ids"])
