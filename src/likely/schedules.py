@@ -79,6 +79,14 @@ def parse_schedule(text: str) -> Schedule:
     return Schedule(every, _time(text, at), *_on(text, every, on), _zone(text, zone))
 
 
+def describe(text: str, now: datetime) -> str:
+    """A schedule in words with its next moment: 'every Monday at 06:00 (Europe/Berlin), next
+    2025-07-21 04:00 UTC'."""
+    schedule = parse_schedule(text)
+    upcoming = next_moment(schedule, now)
+    return schedule.in_words() + (f", next {upcoming:%Y-%m-%d %H:%M} UTC" if upcoming else "")
+
+
 def latest_moment(schedule: Schedule, now: datetime) -> datetime | None:
     """The newest scheduled moment at or before ``now`` (UTC), None for manual schedules."""
     if schedule.manual:

@@ -101,11 +101,9 @@ def show(name: str, workspace: WorkspaceOption = None, json: JsonOption = False)
 def _schedule_words(text: str) -> str:
     from datetime import UTC, datetime
 
-    from likely.schedules import next_moment, parse_schedule
+    from likely.schedules import describe
 
-    schedule = parse_schedule(text)
-    upcoming = next_moment(schedule, datetime.now(UTC))
-    return schedule.in_words() + (f", next {upcoming:%Y-%m-%d %H:%M} UTC" if upcoming else "")
+    return describe(text, datetime.now(UTC))
 
 
 @app.command("edit")

@@ -8,6 +8,7 @@ failed run is never read.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from likely.catalog import Catalog
 from likely.data.schema import PROFILE_ID
 from likely.engine import read_parquet
 from likely.errors import ConfigError, NotFoundError
+from likely.schedules import describe as describe_schedule
 from likely.scoring import records
 from likely.scoring.instances import Instance
 from likely.scoring.outcomes import read_outcome, window_end
@@ -202,4 +204,5 @@ def overview(catalog: Catalog, instance: Instance, year: int) -> dict[str, Any]:
         "profiles_scored": int(current.counts.get("scored_profiles", 0)) if current else 0,
         "profiles_scored_this_year": scored_this_year,
         "auc": (current.metrics.get("holdout") or {}).get("auc") if current else None,
+        "schedule": describe_schedule(instance.config.schedule, datetime.now(UTC)),
     }
