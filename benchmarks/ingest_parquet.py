@@ -1,6 +1,7 @@
 """Time ingesting a 10M-event Parquet file (the demo generator's columns) into a fresh workspace.
 
-Run: .venv/bin/python benchmarks/ingest_parquet.py [--events 10000000] [--demo-profiles N]
+Run: .venv/bin/python benchmarks/ingest_parquet.py [--events 10000000] [--files N]
+    [--event-ids] [--dedupe auto|exact|none] [--repeat N] [--demo-profiles N | --file PATH]
 
 The events have the demo generator's nine columns (profile_id, timestamp, event_type, value,
 channel, category, sku, page_name, campaign_id), sorted by profile then time as the demo writes
@@ -36,7 +37,8 @@ def _lookup(values: np.ndarray, index: np.ndarray, mask: np.ndarray | None) -> p
     return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string())).cast(pa.string())
 
 
-def make_events(events: int, seed: int = 0, *, event_ids: bool = False) -> pa.Table:
+def make_events(events: int, seed: int = 0, *, event_ids: bool = False,
+                first_profile: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     profiles = max(1, events // 100)
     who = np.sort(rng.integers(0, profiles, events))
@@ -52,9 +54,9 @@ def make_events(events: int, seed: int = 0, *, event_ids: bool = False) -> pa.Ta
     value = np.where(what == 2, rng.lognormal(3.6, 0.6, events).round(2), np.nan)
     channel = np.where(email, "email", np.where(what == 7, "app", "web"))
     campaigns = np.array([f"cmp-{w:03d}" for w in range(27)], dtype=object)
-    ids = np.array([f"p{i:07d}" for i in range(profiles)], dtype=object)
+    ids = np.array([f"p{first_profile + i:08d}" for i in range(profiles)], dtype=object)
     base = np.datetime64("2025-01-01T00:00:00", "s")
-    ids_of_events = ({"event_id": pa.array(np.char.add("e", np.arange(events).astype(str)))}
+    ids_of_events = ({"event_id": pa.array(np.char.add(f"e{seed}-", np.arange(events).astype(str)))}
                      if event_ids else {})
     return pa.table({
         "profile_id": _lookup(ids, who, None),
@@ -101,36 +103,39 @@ def main() -> None:
     parser.add_argument("--dedupe", default="auto", choices=["auto", "exact", "none"])
     parser.add_argument("--event-ids", action="store_true",
                         help="give every event an event_id (so --dedupe auto goes by id)")
+    parser.add_argument("--files", type=int, default=1,
+                        help="split the events over this many files (other profiles in each)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "events.parquet"
         made = time.perf_counter()
         if args.file:
-            src = args.file
+            sources = [args.file]
         elif args.demo_profiles:
             from likely.data import demo
 
             data = demo.generate(Path(tmp) / "demo", profiles=args.demo_profiles, days=180)
-            src = data.events_path
+            sources = [data.events_path]
         else:
-            write_table(make_events(args.events, event_ids=args.event_ids), src)
+            sources = [Path(tmp) / f"events-{i}.parquet" for i in range(args.files)]
+            for i, path in enumerate(sources):
+                write_table(make_events(args.events // args.files, seed=i,
+                                        event_ids=args.event_ids, first_profile=i * 10**7), path)
         made = time.perf_counter() - made
-        size_mb = src.stat().st_size / 2**20
+        size_mb = sum(p.stat().st_size for p in sources) / 2**20
         print(f"machine: {describe()}")
         for i in range(args.repeat):
             ws = Workspace.create(Path(tmp) / f"ws{i}")
             stages = Stages()
             started, cpu = time.perf_counter(), time.process_time()
-            report = ws.ingest_events([src], "events", progress=stages, dedupe=args.dedupe)
+            report = ws.ingest_events(sources, "events", progress=stages, dedupe=args.dedupe)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             events = report.rows_read
-            print(f"parquet: {events:,} events, {size_mb:.0f} MiB (made in {made:.1f} s)")
+            print(f"parquet: {events:,} events in {len(sources)} file(s), {size_mb:.0f} MiB "
+                  f"(made in {made:.1f} s)")
             print(f"ingest: {seconds:.1f} s ({events / seconds:,.0f} events/s, CPU {cpu:.1f} s), "
-                  f"rows ingested "
-                  f"{report.rows_ingested:,}, duplicates dropped {report.duplicates_dropped:,}, "
-                  f"peak RSS {peak_rss_mb():.0f} MiB")
+                  f"rows ingested {report.rows_ingested:,}, duplicates dropped "
+                  f"{report.duplicates_dropped:,}, peak RSS {peak_rss_mb():.0f} MiB")
             print(f"stages: {stages.finish()}")
-
 
 if __name__ == "__main__":
     main()

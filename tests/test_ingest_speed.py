@@ -301,3 +301,24 @@ def test_event_ids_decide_on_their_stored_text_whatever_the_source_type(ws, tmp_
                              "timestamp": pa.array([datetime(2025, 1, 3)] * 2)}), unique)
     report = ws.ingest_events([unique], "ids")
     assert (report.rows_ingested, report.duplicates_dropped) == (2, 0)
+
+
+def test_several_files_are_written_whole_into_one_part(ws, tmp_path):
+    """The part is written as the engine's threads finish: every row once, none lost."""
+    frames = []
+    for i in range(3):
+        n = 30_000 + i
+        frame = pd.DataFrame({"profile_id": [f"f{i}-{j % 500}" for j in range(n)],
+                              "timestamp": pd.Timestamp("2025-01-01") + pd.to_timedelta(
+                                  [j % 86_400 for j in range(n)], unit="s"),
+                              "n": range(n)})
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
+                       tmp_path / f"f{i}.parquet", row_group_size=7_000)
+        frames.append(frame)
+    report = ws.ingest_events([tmp_path / f"f{i}.parquet" for i in range(3)], "many")
+    assert len(ws.dataset("many").parts) == 1 and report.rows_ingested == 90_003
+    got = ws.table("many").execute().sort_values(["profile_id", "n"]).reset_index(drop=True)
+    want = pd.concat(frames).sort_values(["profile_id", "n"]).reset_index(drop=True)
+    assert got.profile_id.tolist() == want.profile_id.tolist()
+    assert got.n.tolist() == want.n.tolist()
+    assert (got.timestamp.values == want.timestamp.values).all()

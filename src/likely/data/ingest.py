@@ -38,7 +38,7 @@ from likely.data.sources import (
 from likely.data.validate import OnError, Validated, validate
 from likely.engine import read_parquet
 from likely.errors import AlreadyExistsError, ConfigError, DataError
-from likely.storage import exclusive_lock, sha256_file, write_expr
+from likely.storage import atomic_path, exclusive_lock, sha256_file, write_expr
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -114,7 +114,7 @@ def ingest(
         new_rows = _deduplicate(new_rows, old, applied)
         part = dataset_dir(root, name) / f"part-{uuid.uuid4().hex[:12]}.parquet"
         _step(progress, "writing", 0, 1)
-        write_expr(new_rows, part)
+        _write_part(con, new_rows, part)
         _step(progress, "recording", 0, 1)
         try:
             return _record(
@@ -124,6 +124,20 @@ def ingest(
         except BaseException:
             part.unlink(missing_ok=True)
             raise
+
+
+def _write_part(con: BaseBackend, rows: ir.Table, part: Path) -> None:
+    """Write the new rows to ``part`` atomically.
+
+    Rows in a part have no order, so DuckDB may write them as its threads finish them: keeping
+    the order of the files read buffered whole files in memory (4.4 GiB for 20M events from four
+    files) and took half as long again.
+    """
+    if con.name != "duckdb":
+        write_expr(rows, part)
+        return
+    with atomic_path(part) as tmp:
+        rows.to_parquet(tmp, compression="zstd", preserve_order=False)
 
 
 def _check_options(fmt: str | None, on_error: str, dedupe: str) -> None:
