@@ -322,3 +322,14 @@ def test_several_files_are_written_whole_into_one_part(ws, tmp_path):
     assert got.profile_id.tolist() == want.profile_id.tolist()
     assert got.n.tolist() == want.n.tolist()
     assert (got.timestamp.values == want.timestamp.values).all()
+
+
+def test_exact_duplicates_with_unique_event_ids_are_among_rows_without_one(ws, write):
+    path = write("ids.csv", "profile_id,timestamp,order,value\n"
+                            "p1,2025-01-01,L1,5\np1,2025-01-01,L2,5\np1,2025-01-01,,5\n"
+                            "p1,2025-01-01,,5\np1,2025-01-01, ,5\np2,2025-01-02,,7\n")
+    ws.ingest_events([path], "o", column_map={"event_id": "order"})
+    q = ws.dataset("o").quality
+    # The three rows without an id (blank is none) are identical; L1 and L2 differ by id only.
+    assert q["event_id_duplicates"] == 0 and q["exact_duplicate_rows"] == 2
+    assert exact_duplicate_rows(ws.table("o")) == 2

@@ -51,6 +51,12 @@ def quality_report(
         **{f"nonnull_{i}": table[c].count() for i, c in enumerate(table.columns)},
     ).execute().iloc[0]
     rows = int(counts["rows"])
+    if exact_duplicates is None:
+        exact_duplicates = exact_duplicate_rows(
+            # Rows whose event id no other row has cannot be identical to another row.
+            table.filter(table[EVENT_ID].isnull())
+            if with_ids and int(counts["ids"]) == int(counts["distinct_ids"]) else table
+        )
     report: dict[str, Any] = {
         "kind": kind,
         "rows": rows,
@@ -60,8 +66,7 @@ def quality_report(
             c: round(100.0 * int(counts[f"nonnull_{i}"]) / rows, 2) if rows else 0.0
             for i, c in enumerate(table.columns)
         },
-        "exact_duplicate_rows": (exact_duplicate_rows(table) if exact_duplicates is None
-                                 else exact_duplicates),
+        "exact_duplicate_rows": exact_duplicates,
     }
     if with_ids:
         report["event_id_duplicates"] = int(counts["ids"]) - int(counts["distinct_ids"])
