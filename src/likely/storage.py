@@ -50,8 +50,10 @@ def write_table(table: pa.Table, target: str | Path) -> Path:
 
 def write_expr(expr: ir.Table, target: str | Path) -> Path:
     """Let the engine write an Ibis expression to Parquet (streaming), atomically."""
+    from likely.engine import write_parquet
+
     with atomic_path(target) as tmp:
-        expr.to_parquet(tmp, compression="zstd")
+        write_parquet(expr, tmp)  # one file from any engine (Spark alone would write a folder)
     return Path(target)
 
 
@@ -77,9 +79,11 @@ def export_expr(expr: ir.Table, target: str | Path, fmt: str) -> Path:
 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"Unknown export format '{fmt}'. Allowed: {', '.join(EXPORT_FORMATS)}.")
+    from likely.engine import write_parquet
+
     with atomic_path(target) as tmp:
         if fmt == "parquet":
-            expr.to_parquet(tmp, compression="zstd")
+            write_parquet(expr, tmp)
         elif fmt == "csv":
             nested = {c: expr[c].cast("json").cast("string") for c, t in expr.schema().items()
                       if t.is_nested()}
