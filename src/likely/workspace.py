@@ -28,7 +28,7 @@ from likely.data.ingest import Dedupe, IngestReport, Progress, ingest
 from likely.data.schema import DatasetKind
 from likely.data.sources import SourceFormat
 from likely.data.validate import OnError
-from likely.engine import EngineSettings, connect
+from likely.engine import EngineSettings, connect, ingest_connection
 from likely.errors import WorkspaceError
 
 if TYPE_CHECKING:
@@ -88,6 +88,14 @@ class Workspace:
         """The engine connection (DuckDB by default), opened on first use."""
         return connect(self.engine_settings)
 
+    @cached_property
+    def ingest_con(self) -> BaseBackend:
+        """The connection ingest reads source files with: DuckDB on this machine, whatever the
+        engine (Spark reads the Parquet it writes); the engine connection itself on DuckDB."""
+        if self.engine_settings.backend == "duckdb":
+            return self.con
+        return ingest_connection(self.engine_settings)
+
     # -- data in -------------------------------------------------------------------------------
 
     def ingest(
@@ -110,7 +118,7 @@ class Workspace:
         ``none`` keeps everything.
         """
         return ingest(
-            self.catalog, self.con, self.path, kind, paths, name, fmt=format,
+            self.catalog, self.ingest_con, self.path, kind, paths, name, fmt=format,
             column_map=column_map, on_error=on_error,
             allow_duplicate_file=allow_duplicate_file, dedupe=dedupe, now=datetime.now(UTC),
             progress=progress,
