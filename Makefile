@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DIR ?= demo-workspace
 
-.PHONY: setup test lint browser postgres demo clean bench
+.PHONY: setup test lint browser postgres java spark demo clean bench
 
 $(BIN)/likely: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,20 @@ postgres:
 	@APT_GET=$(APT_GET) bash scripts/apt-ensure.sh postgresql "PostgreSQL tests" \
 		"/usr/lib/postgresql/*/bin/initdb"
 
-test: setup lint browser postgres
+# The Spark contract tests (tests/test_spark_contract.py) run one small run on DuckDB and on
+# PySpark local[2]: PySpark starts a JVM (Java 17+: Debian's headless JRE), and the `spark` extra
+# brings PySpark and Ibis's PySpark backend. Either missing: those tests skip, saying why.
+JAVA ?= /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/java-2[1-9]-openjdk-*/bin/java
+
+java:
+	@APT_GET=$(APT_GET) bash scripts/apt-ensure.sh openjdk-17-jre-headless "Spark tests" $(JAVA)
+
+spark: setup java
+	@$(BIN)/python -c "import pyspark, ibis.backends.pyspark" 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet -e '.[dev,spark]' \
+		|| echo "Could not install the spark extra: the Spark tests will skip."
+
+test: setup lint browser postgres spark
 	$(BIN)/python -m pytest -q
 
 demo: setup

@@ -1,16 +1,23 @@
 """The compute engine: one place that opens an Ibis backend.
 
 Every query over customer data is an Ibis expression, so moving from DuckDB (the embedded default)
-to Spark changes only how the connection is opened and how Parquet is read. Backends are imported
-lazily: a missing optional one says exactly what to install.
+to Spark changes only how the connection is opened, how Parquet is read and how a result leaves
+the engine. Backends are imported lazily: a missing optional one says exactly what to install.
+
+``LIKELY_ENGINE=spark`` opens (or joins) a PySpark session; the master and every other Spark
+setting come the usual Spark ways (``SPARK_MASTER`` or ``MASTER``, ``spark-defaults.conf`` in
+``$SPARK_CONF_DIR``, ``PYSPARK_SUBMIT_ARGS``, ``SPARK_REMOTE`` for Spark Connect), and Spark's
+own default is ``local[*]``. Ingest always converts source files with DuckDB on this machine
+(:func:`ingest_connection`); everything after it reads the workspace's Parquet through Spark.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,23 +25,47 @@ from likely.errors import ConfigError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
+    import pyarrow as pa
     from ibis.backends import BaseBackend
 
 BACKENDS = ("duckdb", "spark")
+ENGINE_VAR = "LIKELY_ENGINE"
+PARQUET_BATCH_ROWS = 100_000  # rows the driver holds at once while copying Spark's parts
+
+#: Spark SQL settings likely relies on, applied unless Spark's own configuration sets them.
+#: ANSI mode off: casts of bad text, division by zero and integer overflow give NULL as in DuckDB
+#: instead of failing the query. Arrow makes a result's trip to the driver columnar. Records cast
+#: to JSON keep their null fields (``"value": null``), as DuckDB writes them.
+SPARK_DEFAULTS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.jsonGenerator.ignoreNullFields": "false",
+}
+
+
+def _default_backend() -> str:
+    return os.environ.get(ENGINE_VAR, "").strip().lower() or "duckdb"
 
 
 @dataclass(frozen=True)
 class EngineSettings:
     """How to open the engine.
 
+    ``backend`` is ``duckdb`` (default) or ``spark``, else ``$LIKELY_ENGINE``.
     ``threads`` governs DuckDB and LightGBM alike (see :meth:`resolved_threads`);
     ``memory_limit`` is DuckDB's (``None`` = its default, 80% of RAM).
+    ``spark_master`` (else ``$SPARK_MASTER``, else ``$MASTER``, else ``spark-defaults.conf``,
+    else ``local[*]``) and ``spark_conf`` (extra Spark settings, applied over
+    ``spark-defaults.conf``) are Spark's.
     """
 
-    backend: str = "duckdb"
+    backend: str = field(default_factory=_default_backend)
     threads: int | None = None
     memory_limit: str | None = None
     temp_directory: str | None = None
+    spark_master: str | None = None
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
 
     def resolved_threads(self) -> int:
         """``threads``, else ``$LIKELY_THREADS``, else the machine's physical cores.
@@ -77,7 +108,7 @@ def _cgroup_cpus() -> int | None:
 def connect(settings: EngineSettings | None = None) -> BaseBackend:
     """Open a fresh Ibis connection.
 
-    >>> con = connect()
+    >>> con = connect(EngineSettings(backend="duckdb"))
     >>> con.name
     'duckdb'
     """
@@ -87,8 +118,21 @@ def connect(settings: EngineSettings | None = None) -> BaseBackend:
     if settings.backend == "spark":
         return _connect_spark(settings)
     raise ConfigError(
-        f"Unknown engine backend '{settings.backend}'. Allowed: {', '.join(BACKENDS)}."
+        f"Unknown engine backend '{settings.backend}' (from {ENGINE_VAR} or the engine "
+        f"settings). Allowed: {', '.join(BACKENDS)}."
     )
+
+
+def ingest_connection(settings: EngineSettings) -> BaseBackend:
+    """The connection that turns source files into a dataset's Parquet: DuckDB on this machine.
+
+    Source files are local to the machine that ingests them, and reading them loosely (CSV as
+    text, JSON as inferred, every problem reported with its row) is DuckDB's; the Parquet it
+    writes into the workspace is what Spark reads afterwards.
+    """
+    if settings.backend == "duckdb":
+        return connect(settings)
+    return _connect_duckdb(settings)
 
 
 def _connect_duckdb(settings: EngineSettings) -> BaseBackend:
@@ -106,20 +150,70 @@ def _connect_duckdb(settings: EngineSettings) -> BaseBackend:
     return con
 
 
-def _connect_spark(settings: EngineSettings) -> BaseBackend:
+def spark_missing() -> str | None:
+    """Why the Spark engine cannot start here (PySpark or Java missing), else None."""
     if importlib.util.find_spec("pyspark") is None:
-        raise ConfigError(
-            "The Spark engine needs PySpark. Install it with: pip install 'likely[spark]'"
-        )
+        return "The Spark engine needs PySpark. Install it with: pip install 'likely[spark]'"
+    if os.environ.get("SPARK_REMOTE"):
+        return None  # Spark Connect: the JVM runs on the server
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and not shutil.which("java"):
+        return ("The Spark engine needs Java 17 or later (PySpark starts a JVM). Install it, "
+                "e.g. apt-get install openjdk-17-jre-headless, or set JAVA_HOME.")
+    return None
+
+
+def _connect_spark(settings: EngineSettings) -> BaseBackend:
+    missing = spark_missing()
+    if missing:
+        raise ConfigError(missing)
     import ibis
     from pyspark.sql import SparkSession
 
-    session = (
-        SparkSession.builder.appName("likely")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    builder = SparkSession.builder.appName("likely")
+    master = (settings.spark_master or os.environ.get("SPARK_MASTER")
+              or os.environ.get("MASTER"))
+    if master and not os.environ.get("SPARK_REMOTE"):
+        builder = builder.master(master)
+    for key, value in settings.spark_conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    configured = _spark_configured(session)
+    for key, value in SPARK_DEFAULTS.items():
+        if key not in configured and key not in settings.spark_conf:
+            session.conf.set(key, value)
     return ibis.pyspark.connect(session)
+
+
+def stop_spark() -> None:
+    """Stop this process's Spark session and the JVM PySpark started for it (its memory goes
+    back to the machine); the next Spark connection starts a new one."""
+    if importlib.util.find_spec("pyspark") is None:
+        return
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    gateway.shutdown()
+    proc = getattr(gateway, "proc", None)  # None when PySpark joined a JVM it did not start
+    if proc is not None:
+        proc.stdin.close()  # the JVM exits when its stdin closes
+        proc.wait(timeout=60)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+
+
+def _spark_configured(session) -> set[str]:
+    """Keys the user set through Spark's own configuration (spark-defaults.conf, --conf)."""
+    try:
+        return {key for key, _ in session.sparkContext.getConf().getAll()}
+    except Exception:  # Spark Connect has no SparkContext: runtime settings are the server's
+        return set()
 
 
 def read_parquet(con: BaseBackend, paths: Sequence[str | Path]) -> ir.Table:
@@ -127,12 +221,87 @@ def read_parquet(con: BaseBackend, paths: Sequence[str | Path]) -> ir.Table:
     files = [str(p) for p in paths]
     if con.name == "duckdb":
         return con.read_parquet(files, union_by_name=True)
+    if con.name == "pyspark":
+        return _spark_read_parquet(con, files)
     return con.read_parquet(files)
 
 
-def iter_batches(expr: ir.Expr, chunk_size: int = 250_000) -> Iterable:
-    """Stream a result as Arrow record batches instead of materialising it."""
-    yield from expr.to_pyarrow_batches(chunk_size=chunk_size)
+def _spark_read_parquet(con: BaseBackend, files: list[str]) -> ir.Table:
+    """Spark reads the parts as one DataFrame (schemas merged by name) under a temporary view.
+
+    Paths are read as ``file://`` URIs: the workspace must be on a file system that every
+    executor mounts at the same path (for ``local[*]``, the driver's own disk).
+    """
+    from ibis import util
+
+    frame = con._session.read.option("mergeSchema", "true").parquet(*map(_uri, files))
+    name = util.gen_name("likely_parquet")
+    frame.createOrReplaceTempView(name)
+    return con.table(name)
+
+
+def to_arrow(expr: ir.Expr) -> pa.Table:
+    """A result as one Arrow table with the expression's schema."""
+    con = expr._find_backend()
+    if con.name != "pyspark":
+        return expr.to_pyarrow()
+    from ibis.formats.pyarrow import PyArrowData
+
+    table_expr = expr.as_table()
+    frame = con._session.sql(con.compile(table_expr))
+    return PyArrowData.convert_table(frame.toArrow(), table_expr.schema())
+
+
+def iter_batches(expr: ir.Expr, chunk_size: int = 250_000) -> Iterable[pa.RecordBatch]:
+    """Stream a result as Arrow record batches instead of materialising it.
+
+    On Spark the result is collected to the driver as Arrow (Ibis's PySpark backend goes
+    through pandas), then cut into batches.
+    """
+    con = expr._find_backend()
+    if con.name != "pyspark":
+        yield from expr.to_pyarrow_batches(chunk_size=chunk_size)
+        return
+    yield from to_arrow(expr).to_batches(max_chunksize=chunk_size)
+
+
+def write_parquet(expr: ir.Table, path: str | Path) -> None:
+    """Write a result to one Parquet file (zstd) at ``path``.
+
+    DuckDB writes it itself, streaming. Spark's executors write their partitions as part files
+    into a folder beside ``path`` (in order, for a sorted result); the driver then copies them
+    batch by batch into the one file, so memory holds a batch, not the result.
+    """
+    con = expr._find_backend()
+    if con.name != "pyspark":
+        expr.to_parquet(path, compression="zstd")
+        return
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from ibis.formats.pyarrow import PyArrowData
+
+    path = Path(path)
+    folder = path.with_name(f".{path.name}.spark-{uuid.uuid4().hex[:8]}")
+    schema = expr.schema()
+    try:
+        frame = con._session.sql(con.compile(expr))
+        frame.write.option("compression", "zstd").parquet(_uri(folder))
+        with pq.ParquetWriter(path, schema.to_pyarrow(), compression="zstd") as writer:
+            for part in sorted(folder.glob("part-*.parquet")):
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                    table = PyArrowData.convert_table(pa.Table.from_batches([batch]), schema)
+                    writer.write_table(table)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _uri(path: str | Path) -> str:
+    """A local path as a ``file://`` URI (a URI is kept): on a cluster whose default file
+    system is HDFS, a bare path would be looked up there."""
+    text = str(path)
+    return text if "://" in text else Path(text).absolute().as_uri()
 
 
 def _env_int(name: str) -> int | None:
