@@ -333,3 +333,18 @@ def test_exact_duplicates_with_unique_event_ids_are_among_rows_without_one(ws, w
     # The three rows without an id (blank is none) are identical; L1 and L2 differ by id only.
     assert q["event_id_duplicates"] == 0 and q["exact_duplicate_rows"] == 2
     assert exact_duplicate_rows(ws.table("o")) == 2
+
+
+def test_csv_dialects_are_read_as_detected(ws, tmp_path):
+    """The dialect is detected once and named to every read: quotes, odd names, CRLF, tabs."""
+    crlf = tmp_path / "it's here.csv"
+    crlf.write_bytes(b'\xef\xbb\xbfprofile_id,timestamp,"a b","c""d",\xc3\xa9\r\n'
+                     b'p1,2025-01-01,"x, y","q""uote",3\r\np2,2025-01-02,,,4\r\n')
+    ws.ingest_events([crlf], "crlf")
+    df = ws.table("crlf").order_by("profile_id").execute()
+    assert df["a b"].tolist()[0] == "x, y" and df['c"d'].tolist()[0] == 'q"uote'
+    assert df["é"].tolist() == [3, 4] and df["a b"].isna().tolist() == [False, True]
+    tsv = tmp_path / "e.tsv"
+    tsv.write_text("profile_id\ttimestamp\tnote\np1\t2025-01-01\thas, comma\n")
+    ws.ingest_events([tsv], "tsv")
+    assert ws.table("tsv").execute().note.tolist() == ["has, comma"]
