@@ -88,10 +88,11 @@ def awkward_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "awkward.csv", columns)
 
 
-def test_inference_from_distinct_values_decides_as_every_row_does(awkward_csv):
+@pytest.mark.parametrize("columnar", [False, True], ids=["in-one-read", "column-by-column"])
+def test_inference_from_distinct_values_decides_as_every_row_does(awkward_csv, columnar):
     table = read_source(connect(), awkward_csv, "csv")
     exclude = set(CANONICAL["events"])
-    fast = v._infer_text_types(table, exclude)
+    fast = v._infer_text_types(table, exclude, columnar=columnar)
     assert fast == every_row_types(table, exclude)
     # What the rule says, whichever way it is computed.
     assert fast["zero_padded_id"].is_int64() and fast["decimals"].is_float64()
@@ -117,6 +118,15 @@ def test_inferred_types_reach_the_dataset_with_every_row(ws, awkward_csv):
     assert (df.dates_then_a_time == datetime(2025, 2, 3, 9, 30)).sum() == 1
     assert df.mostly_empty_then_number.notna().sum() == 1
     assert set(df.words) == {"web", "app", "email"}
+
+
+def test_text_columns_of_a_parquet_file_are_typed_alike(ws, tmp_path, awkward_csv):
+    frame = pd.read_csv(awkward_csv, dtype=str, keep_default_na=False).replace("", None)
+    path = tmp_path / "awkward.parquet"
+    frame.to_parquet(path)
+    ws.ingest_events([path], "pq")
+    ws.ingest_events([awkward_csv], "csv")
+    assert ws.table("pq").schema() == ws.table("csv").schema()
 
 
 def test_json_empty_strings_are_text_not_missing(ws, write):

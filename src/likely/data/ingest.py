@@ -195,7 +195,8 @@ def _read_and_validate(
         table = apply_column_map(read_source(con, path, file_format), column_map, path,
                                  file_format)
         with reading(path, file_format):  # the checks are the first full read of the file
-            checked.append(validate(table, kind, path, on_error=on_error, sources=column_map))
+            checked.append(validate(table, kind, path, on_error=on_error, sources=column_map,
+                                    columnar=file_format == "parquet"))
     _step(progress, "checked", len(files), len(files))
     return checked
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import ibis
 import ibis.expr.datatypes as dt
+import ibis.selectors as selectors
 
 from likely.data.schema import (
     CANONICAL,
@@ -76,12 +77,18 @@ def validate(
     *,
     on_error: OnError = "fail",
     sources: Mapping[str, str] | None = None,
+    columnar: bool = False,
 ) -> Validated:
-    """Type the canonical columns, infer types of text columns, and check every row."""
+    """Type the canonical columns, infer types of text columns, and check every row.
+
+    ``columnar``: the source reads one column without the others (Parquet), which decides how
+    text columns' distinct values are found.
+    """
     sources = dict(sources or {})
     _require_columns(table, kind, path, sources)
     checks = _checks(table, kind)
-    text_types = _infer_text_types(table, exclude=set(CANONICAL[kind]) | {ROW})
+    text_types = _infer_text_types(table, exclude=set(CANONICAL[kind]) | {ROW},
+                                   columnar=columnar)
     rows_read, rows_bad, counts = _count_problems(table, checks)
     failing = [key for key, n in counts.items() if n]
     problems = _problems(table, kind, failing, counts) if failing else ()
@@ -215,26 +222,31 @@ CANDIDATES: tuple[dt.DataType, ...] = (dt.int64, dt.float64, dt.boolean, dt.date
 SAMPLE_ROWS = 10_000
 
 
-def _infer_text_types(table: ir.Table, exclude: set[str]) -> dict[str, dt.DataType]:
+def _infer_text_types(
+    table: ir.Table, exclude: set[str], *, columnar: bool = False
+) -> dict[str, dt.DataType]:
     """Pick the narrowest type that every non-empty value of a text column parses as.
 
     Whether a value parses depends on the value alone, so the distinct values decide as every
     row would, at a fraction of the cost. First the file's first rows rule out the types some of
     their values do not parse as (usually all of them, for a column of words); only the types
-    left are tried on the column's distinct values.
+    left are tried on the column's distinct values. A ``columnar`` source (Parquet) reads one
+    column cheaply, so each column's distinct values are found on their own; a CSV or JSON file
+    would be parsed once per column that way, so the distinct values of all of them are found in
+    one read.
     """
     text = [c for c in table.columns if c not in exclude and table[c].type().is_string()]
     if not text:
         return {}
     sample = table.select(*text).limit(SAMPLE_ROWS)
-    left = {c: [t for t in CANDIDATES if t not in ruled_out]
-            for c, (_, ruled_out) in _parse_counts(sample, dict.fromkeys(text, CANDIDATES)).items()}
+    seen = _distinct_counts(sample, dict.fromkeys(text, CANDIDATES))
+    left = {c: [t for t in CANDIDATES if t not in ruled_out] for c, (_, ruled_out) in seen.items()}
     left = {c: targets for c, targets in left.items() if targets}
     if not left:
         return {}
-    distinct = {c: table.select(**{c: table[c]}).distinct() for c in left}
+    counts = _column_counts(table, left) if columnar else _distinct_counts(table, left)
     types: dict[str, dt.DataType] = {}
-    for column, (values, ruled_out) in _parse_counts(distinct, left).items():
+    for column, (values, ruled_out) in counts.items():
         if values == 0:
             continue  # no value at all: stays as read
         for target in left[column]:
@@ -261,35 +273,52 @@ def _parses(value: ir.StringValue, target: dt.DataType) -> ir.BooleanValue:
     return parses
 
 
-def _parse_counts(
-    source: ir.Table | Mapping[str, ir.Table],
-    targets: Mapping[str, Sequence[dt.DataType]],
-) -> dict[str, tuple[int, set[dt.DataType]]]:
-    """column -> (its non-null values, the targets some of them do not parse as), in one query.
+Counts = dict[str, tuple[int, set[dt.DataType]]]
 
-    ``source`` is one table holding every column, or a table per column.
+
+def _distinct_counts(table: ir.Table, targets: Mapping[str, Sequence[dt.DataType]]) -> Counts:
+    """column -> (its distinct non-null values, the targets some of them do not parse as).
+
+    One read of ``table``: the columns are stacked as (column, value) pairs and made distinct.
     """
-    per_column = isinstance(source, Mapping)
+    names = {column: f"c{i}" for i, column in enumerate(targets)}
+    pairs = (table.select(**{key: table[column] for column, key in names.items()})
+             .pivot_longer(selectors.all(), names_to="k", values_to="v").distinct())
+    aggs = {}
+    for j, target in enumerate(CANDIDATES):
+        keys = [names[c] for c, wanted in targets.items() if target in wanted]
+        if keys:
+            aggs[f"c{j}"] = pairs.v.count(where=pairs.k.isin(keys) & _parses(pairs.v, target))
+    rows = pairs.group_by("k").aggregate(n=pairs.v.count(), **aggs).execute()
+    found = {row["k"]: row for row in rows.to_dict("records")}
+    return {column: _ruled_out(found.get(key), targets[column]) for column, key in names.items()}
+
+
+def _column_counts(table: ir.Table, targets: Mapping[str, Sequence[dt.DataType]]) -> Counts:
+    """As :func:`_distinct_counts`, each column's distinct values read on their own."""
     parts = []
     for i, (column, wanted) in enumerate(targets.items()):
-        t = source[column] if per_column else source
-        col = t[column]
-        aggs = {f"c{j}": col.count(where=_parses(col, target))
+        values = table.select(v=table[column]).distinct()
+        aggs = {f"c{j}": values.v.count(where=_parses(values.v, target))
                 for j, target in enumerate(CANDIDATES) if target in wanted}
         unused = {f"c{j}": ibis.literal(-1, dt.int64)
                   for j, target in enumerate(CANDIDATES) if target not in wanted}
-        counts = t.aggregate(n=col.count(), **aggs).mutate(k=ibis.literal(i, dt.int64), **unused)
+        counts = values.aggregate(n=values.v.count(), **aggs).mutate(
+            k=ibis.literal(i, dt.int64), **unused)
         parts.append(counts.select("k", "n", *(f"c{j}" for j in range(len(CANDIDATES)))))
     rows = (ibis.union(*parts) if len(parts) > 1 else parts[0]).execute()
-    names = list(targets)
-    out: dict[str, tuple[int, set[dt.DataType]]] = {}
-    for row in rows.itertuples(index=False):
-        column = names[int(row.k)]
-        n = int(row.n)
-        ruled_out = {t for j, t in enumerate(CANDIDATES)
-                     if t in targets[column] and int(getattr(row, f"c{j}")) != n}
-        out[column] = (n, ruled_out)
-    return out
+    found = {int(row["k"]): row for row in rows.to_dict("records")}
+    return {column: _ruled_out(found.get(i), targets[column])
+            for i, column in enumerate(targets)}
+
+
+def _ruled_out(row: Mapping | None, wanted: Sequence[dt.DataType]) -> tuple[int, set[dt.DataType]]:
+    """(values, the wanted targets fewer values parse as) from one row of counts."""
+    if row is None:  # no value at all
+        return 0, set()
+    n = int(row["n"])
+    return n, {t for j, t in enumerate(CANDIDATES)
+               if t in wanted and int(row.get(f"c{j}") or 0) != n}
 
 
 def _count_problems(
