@@ -17,6 +17,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -66,18 +67,22 @@ INSTANCE = {
     "min_positives": 20, "min_negatives": 20,
 }
 SEGMENT_RULE = "buyers.percentile >= 80 AND loyalty_tier <> 'bronze'"
-ANALYTICS = {"trend": {}, "overlap": {}, "distribution": {"bins": 10}, "reasons": {"top": 5},
+ANALYTICS = {"trend": {}, "flow": {}, "overlap": {}, "distribution": {"bins": 10},
+             "reasons": {"top": 5},
              "cohorts": {"attribute": "loyalty_tier"}, "outcomes": {}}
+
+
+FIRST = date(2025, 3, 31)  # the first run; the second scores the data's newest day, 2025-04-30
 
 
 @dataclass
 class Outcome:
-    """One engine's run and what was read from it afterwards."""
+    """One engine's two runs and what was read from them afterwards."""
 
     ws: Workspace
-    record: object
-    training: pipeline.TrainingSet
-    seconds: float
+    records: list
+    training: pipeline.TrainingSet  # the first run's training rows
+    seconds: list[float]
     read: dict
 
 
@@ -103,9 +108,13 @@ def spark_session():
 
 
 def scenario(base: Path, path: Path, settings: EngineSettings) -> Outcome:
+    """Train and score on 2025-03-31, then run on 2025-04-30 (its outcome window has passed by
+    then; the second run re-scores or retrains as the first run's drift says, on both engines
+    alike); a segment published before any run gets a membership after each."""
     shutil.copytree(base, path)
     ws = Workspace(path, engine=settings)
     ws.create_instance(INSTANCE)
+    ws.create_segment("top", SEGMENT_RULE)
     captured: list[pipeline.TrainingSet] = []
     original = pipeline.training_set
 
@@ -113,26 +122,30 @@ def scenario(base: Path, path: Path, settings: EngineSettings) -> Outcome:
         captured.append(original(*args, **kwargs))
         return captured[-1]
 
+    records, seconds = [], []
     pipeline.training_set = capture
     try:
-        started = time.perf_counter()
-        record = ws.run("buyers")
-        seconds = time.perf_counter() - started
+        for as_of in (FIRST, None):
+            started = time.perf_counter()
+            records.append(ws.run("buyers", as_of=as_of))
+            seconds.append(time.perf_counter() - started)
+            assert records[-1].status == SUCCESS, records[-1].error
     finally:
         pipeline.training_set = original
-    assert record.status == SUCCESS, record.error
-    ws.create_segment("top", SEGMENT_RULE)
     top = ws.scores("buyers", top=3).to_pylist()
     read = {
         "summary": ws.summary("buyers"),
         "targeting": ws.targeting("buyers", size=40),
+        "performance": ws.performance("buyers"),
         "scores_top": top,
         "explain": ws.explain("buyers", top[0]["profile_id"]),
         "preview": ws.preview_segment(SEGMENT_RULE, sample=5),
-        "segment": ws.segment_size("top"),
+        "segment": ws.show_segment("top", sample=5),
         "members": sorted(ws.segment_members("top").to_pyarrow().column("profile_id")
                           .to_pylist()),
-        "history": int(ws.score_history("buyers").count().execute()),
+        "history": ws.score_history("buyers").order_by(["profile_id", "score_date"])
+                     .select("profile_id", "score_date", "probability", "bucket")
+                     .to_pyarrow().to_pylist(),
         **{f"analytics {kind}": ws.analytics("buyers", kind, **options)
            for kind, options in ANALYTICS.items()},
         "analytics filtered": ws.analytics("buyers", "trend", segment="top",
@@ -140,7 +153,7 @@ def scenario(base: Path, path: Path, settings: EngineSettings) -> Outcome:
         "export": {fmt: ws.export("buyers", path / f"scores.{fmt}", format=fmt)
                    for fmt in ("parquet", "csv", "jsonl")},
     }
-    return Outcome(ws, record, captured[0], seconds, read)
+    return Outcome(ws, records, captured[0], seconds, read)
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +162,14 @@ def runs(base: Path, spark_session, tmp_path_factory) -> dict[str, Outcome]:
     outcomes = {"duckdb": scenario(base, root / "duckdb", DUCKDB),
                 "spark": scenario(base, root / "spark", SPARK)}
     assert outcomes["spark"].ws.con.name == "pyspark"
-    print(f"\ncontract run: DuckDB {outcomes['duckdb'].seconds:.1f} s, "
-          f"Spark local[2] {outcomes['spark'].seconds:.1f} s")
+    print("\ncontract runs: DuckDB " + " + ".join(f"{s:.1f}" for s in outcomes["duckdb"].seconds)
+          + " s, Spark local[2] " + " + ".join(f"{s:.1f}" for s in outcomes["spark"].seconds)
+          + " s")
     return outcomes
 
 
-def run_file(outcome: Outcome, name: str) -> pa.Table:
-    ws, record = outcome.ws, outcome.record
+def run_file(outcome: Outcome, run: int, name: str) -> pa.Table:
+    ws, record = outcome.ws, outcome.records[run]
     return pq.read_table(run_dir(ws.path, ws.instance("buyers").id, record.id) / name)
 
 
@@ -203,9 +217,9 @@ def test_training_rows_have_equal_features_and_labels(runs):
 
 
 @pytest.mark.spark
-def test_features_at_the_score_date_are_equal(runs):
-    duck, spark = run_file(runs["duckdb"], "features.parquet"), run_file(runs["spark"],
-                                                                          "features.parquet")
+@pytest.mark.parametrize("run", [0, 1], ids=["first run", "second run"])
+def test_features_at_the_score_date_are_equal(runs, run):
+    duck, spark = (run_file(runs[e], run, "features.parquet") for e in ("duckdb", "spark"))
     assert duck.schema == spark.schema
     assert duck.num_rows == spark.num_rows > 100
     pd.testing.assert_frame_equal(duck.to_pandas(), spark.to_pandas(), check_exact=False,
@@ -213,9 +227,9 @@ def test_features_at_the_score_date_are_equal(runs):
 
 
 @pytest.mark.spark
-def test_scores_and_reasons_agree_within_1e_9(runs):
-    duck, spark = run_file(runs["duckdb"], "scores.parquet"), run_file(runs["spark"],
-                                                                        "scores.parquet")
+@pytest.mark.parametrize("run", [0, 1], ids=["first run", "second run"])
+def test_scores_and_reasons_agree_within_1e_9(runs, run):
+    duck, spark = (run_file(runs[e], run, "scores.parquet") for e in ("duckdb", "spark"))
     assert duck.schema == spark.schema and duck.num_rows == spark.num_rows
     same = [c for c in duck.column_names if c not in ("run_id", "model_id", "instance_id")]
     d, s = duck.select(same).to_pandas(), spark.select(same).to_pandas()
@@ -226,16 +240,17 @@ def test_scores_and_reasons_agree_within_1e_9(runs):
 
 
 @pytest.mark.spark
-def test_the_run_records_agree(runs):
-    duck, spark = runs["duckdb"].record, runs["spark"].record
+@pytest.mark.parametrize("run", [0, 1], ids=["first run", "second run"])
+def test_the_run_records_agree(runs, run):
+    duck, spark = runs["duckdb"].records[run], runs["spark"].records[run]
     assert duck.as_of == spark.as_of
     assert duck.counts == spark.counts
     assert without_ids(duck.notes) == without_ids(spark.notes)
     assert_close(without_ids(duck.metrics), without_ids(spark.metrics), "metrics")
 
 
-@pytest.mark.parametrize("what", ["summary", "targeting", "scores_top", "explain", "preview",
-                                  "segment", "members", "history",
+@pytest.mark.parametrize("what", ["summary", "targeting", "performance", "scores_top", "explain",
+                                  "preview", "segment", "members", "history",
                                   *[f"analytics {k}" for k in ANALYTICS], "analytics filtered"])
 @pytest.mark.spark
 def test_what_is_read_from_the_run_agrees(runs, what):
@@ -268,6 +283,7 @@ def test_spark_session_takes_the_master_and_likelys_defaults(spark_session):
     assert session.conf.get("spark.sql.session.timeZone") == "UTC"
     assert session.conf.get("spark.sql.ansi.enabled") == "false"
     assert session.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert session.conf.get("spark.sql.optimizer.canChangeCachedPlanOutputPartitioning") == "true"
     assert session.conf.get("spark.sql.shuffle.partitions") == "2"  # the caller's setting
 
 
@@ -303,6 +319,38 @@ def test_ingest_runs_on_duckdb_and_spark_reads_the_dataset(spark_session, base, 
     events = ws.table("events")
     assert events._find_backend().name == "pyspark"
     assert int(events.filter(events.profile_id == "p999999").count().execute()) == 1
+
+
+@pytest.mark.spark
+def test_profiles_as_known_at_a_date_agree(spark_session, tmp_path):
+    """A history read point-in-time: newest version before the date, ties broken by every other
+    column (nulls last on both engines), later dates read as null; snapshots alike."""
+    from datetime import datetime
+
+    from likely.data.profiles import Profiles
+
+    day = datetime.fromisoformat
+    history = pa.table({
+        "profile_id": ["a", "a", "a", "b", "b", "b", "c"],
+        "updated_at": [day("2025-01-01"), day("2025-02-01"), day("2025-03-01"),
+                       day("2025-01-10"), day("2025-01-10"), None, None],
+        "tier": ["bronze", "silver", "gold", None, "gold", "silver", "bronze"],
+        "signup": pa.array([date(2024, 5, 1), date(2024, 5, 1), date(2024, 5, 1),
+                            date(2025, 2, 15), date(2025, 2, 15), None, date(2025, 1, 5)]),
+    })
+    pq.write_table(history, tmp_path / "history.parquet")
+    pq.write_table(history.filter(pa.array([False, False, True, False, True, False, True])),
+                   tmp_path / "snapshot.parquet")
+    for name in ("history", "snapshot"):
+        found = []
+        for con in (connect(DUCKDB), spark_session):
+            profiles = Profiles.of(read_parquet(con, [tmp_path / f"{name}.parquet"]),
+                                   static=["signup"])
+            found.append([profiles.shape] + [
+                profiles.at(moment).order_by("profile_id").to_pyarrow().to_pylist()
+                for moment in (day("2025-01-05"), day("2025-02-10"), day("2025-06-01"))])
+        assert found[0] == found[1], name
+    assert found[0][0] == "snapshot"
 
 
 @pytest.mark.spark
