@@ -157,7 +157,7 @@ def scenario(base: Path, path: Path, settings: EngineSettings) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def runs(base: Path, spark_session, tmp_path_factory) -> dict[str, Outcome]:
+def runs(spark_session, base: Path, tmp_path_factory) -> dict[str, Outcome]:
     root = tmp_path_factory.mktemp("engines")
     outcomes = {"duckdb": scenario(base, root / "duckdb", DUCKDB),
                 "spark": scenario(base, root / "spark", SPARK)}
@@ -396,3 +396,15 @@ def test_spark_without_pyspark_or_java_says_what_to_install(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ConfigError, match="needs Java 17"):
         connect(EngineSettings(backend="spark"))
+
+
+def test_spark_refuses_a_java_older_than_17(monkeypatch, tmp_path):
+    if spark_missing() is not None and "PySpark" in spark_missing():
+        pytest.skip("needs PySpark installed (the check on Java comes after it)")
+    java = tmp_path / "jdk" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text('#!/bin/sh\necho \'openjdk version "1.8.0_292"\' >&2\n')
+    java.chmod(0o755)
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
+    assert "is Java 8" in spark_missing()

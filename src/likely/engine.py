@@ -155,16 +155,38 @@ def _connect_duckdb(settings: EngineSettings) -> BaseBackend:
 
 
 def spark_missing() -> str | None:
-    """Why the Spark engine cannot start here (PySpark or Java missing), else None."""
+    """Why the Spark engine cannot start here (PySpark, or Java 17+, missing), else None."""
     if importlib.util.find_spec("pyspark") is None:
         return "The Spark engine needs PySpark. Install it with: pip install 'likely[spark]'"
     if os.environ.get("SPARK_REMOTE"):
         return None  # Spark Connect: the JVM runs on the server
+    install = ("Install it, e.g. apt-get install openjdk-17-jre-headless, or point JAVA_HOME "
+               "at one.")
+    # the java PySpark starts: $JAVA_HOME/bin/java when JAVA_HOME is set, else java on PATH
     java_home = os.environ.get("JAVA_HOME")
-    if not (java_home and Path(java_home, "bin", "java").exists()) and not shutil.which("java"):
-        return ("The Spark engine needs Java 17 or later (PySpark starts a JVM). Install it, "
-                "e.g. apt-get install openjdk-17-jre-headless, or set JAVA_HOME.")
+    java = str(Path(java_home, "bin", "java")) if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        return f"The Spark engine needs Java 17 or later (PySpark starts a JVM). {install}"
+    version = _java_major(java)
+    if version is not None and version < 17:
+        return f"The Spark engine needs Java 17 or later; {java} is Java {version}. {install}"
     return None
+
+
+def _java_major(java: str) -> int | None:
+    """The major version ``java -version`` reports (8 for "1.8.0_292"), None if unreadable."""
+    import re
+    import subprocess
+
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
 
 
 def _connect_spark(settings: EngineSettings) -> BaseBackend:
