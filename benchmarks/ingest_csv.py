@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from _machine import describe, peak_rss_mb
-from ingest_parquet import Stages
+from _machine import describe
+from ingest_parquet import timed_ingest
 
 from likely.workspace import Workspace
 
@@ -57,16 +56,7 @@ def main() -> None:
         print(f"machine: {describe()}")
         for i in range(args.repeat):
             ws = Workspace.create(Path(tmp) / f"ws{i}")
-            stages = Stages()
-            started, cpu = time.perf_counter(), time.process_time()
-            report = ws.ingest_events([src], "events", progress=stages)
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-            events = report.rows_read
-            print(f"csv: {events:,} events, {size_mb:.0f} MiB")
-            print(f"ingest: {seconds:.1f} s ({events / seconds:,.0f} events/s, CPU {cpu:.1f} s), "
-                  f"rows ingested {report.rows_ingested:,}, duplicates dropped "
-                  f"{report.duplicates_dropped:,}, peak RSS {peak_rss_mb():.0f} MiB")
-            print(f"stages: {stages.finish()}")
+            timed_ingest(ws, [src], f"csv: {{events:,}} events, {size_mb:.0f} MiB")
 
 
 if __name__ == "__main__":

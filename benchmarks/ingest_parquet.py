@@ -72,6 +72,21 @@ def make_events(events: int, seed: int = 0, *, event_ids: bool = False,
     })
 
 
+def timed_ingest(ws: Workspace, sources: list[Path], heading: str, **options) -> None:
+    """Ingest ``sources`` as events and print the time, speed, CPU, counts and stages
+    (``heading`` may name ``{events}``)."""
+    stages = Stages()
+    started, cpu = time.perf_counter(), time.process_time()
+    report = ws.ingest_events(sources, "events", progress=stages, **options)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    events = report.rows_read
+    print(heading.format(events=events))
+    print(f"ingest: {seconds:.1f} s ({events / seconds:,.0f} events/s, CPU {cpu:.1f} s), "
+          f"rows ingested {report.rows_ingested:,}, duplicates dropped "
+          f"{report.duplicates_dropped:,}, peak RSS {peak_rss_mb():.0f} MiB")
+    print(f"stages: {stages.finish()}")
+
+
 class Stages:
     """Wall and CPU seconds between the ingest's progress calls."""
 
@@ -125,17 +140,9 @@ def main() -> None:
         print(f"machine: {describe()}")
         for i in range(args.repeat):
             ws = Workspace.create(Path(tmp) / f"ws{i}")
-            stages = Stages()
-            started, cpu = time.perf_counter(), time.process_time()
-            report = ws.ingest_events(sources, "events", progress=stages, dedupe=args.dedupe)
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-            events = report.rows_read
-            print(f"parquet: {events:,} events in {len(sources)} file(s), {size_mb:.0f} MiB "
-                  f"(made in {made:.1f} s)")
-            print(f"ingest: {seconds:.1f} s ({events / seconds:,.0f} events/s, CPU {cpu:.1f} s), "
-                  f"rows ingested {report.rows_ingested:,}, duplicates dropped "
-                  f"{report.duplicates_dropped:,}, peak RSS {peak_rss_mb():.0f} MiB")
-            print(f"stages: {stages.finish()}")
+            timed_ingest(ws, sources, f"parquet: {{events:,}} events in {len(sources)} file(s), "
+                                      f"{size_mb:.0f} MiB (made in {made:.1f} s)",
+                         dedupe=args.dedupe)
 
 if __name__ == "__main__":
     main()
