@@ -80,17 +80,20 @@ def generate(out: Path, profiles: int, days: int) -> tuple[list[Path], list[Path
     return events, people, total
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=180)
-    parser.add_argument("--keep", type=Path, help="Keep the workspace here (default: a temp dir).")
-    args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="likely-bench-"))
-    print(f"machine: {describe()}", flush=True)
+    parser.add_argument("--keep", type=Path, help="Keep the workspace here (default: a temp dir); "
+                        "when it already holds one, reuse its data and train again.")
+    return parser.parse_args()
+
+
+def prepare(root: Path, profiles: int, days: int) -> Workspace:
+    """Generate the demo data, ingest it into a new workspace and create the instance."""
     started = time.perf_counter()
-    events, people, total = generate(root / "data", args.profiles, args.days)
-    print(f"demo data: {args.profiles:,} profiles x {args.days} days, {total:,} events in "
+    events, people, total = generate(root / "data", profiles, days)
+    print(f"demo data: {profiles:,} profiles x {days} days, {total:,} events in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     ws = Workspace.create(root / "ws")
     started = time.perf_counter()
@@ -98,9 +101,20 @@ def main() -> None:
     ws.ingest_profiles(people, "demo-profiles")
     print(f"ingest: {time.perf_counter() - started:.0f} s", flush=True)
     ws.create_instance(yaml.safe_load(EXAMPLE.read_text()))
+    return ws
+
+
+def main() -> None:
+    args = _arguments()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="likely-bench-"))
+    print(f"machine: {describe()}", flush=True)
+    reuse = args.keep is not None and (root / "ws" / "catalog.sqlite").exists()
+    ws = Workspace(root / "ws") if reuse else prepare(root, args.profiles, args.days)
+    if reuse:
+        print(f"reusing the data and instance in {root / 'ws'}", flush=True)
     with StageMemory() as memory:
         started = time.perf_counter()
-        run = ws.run("purchase-30d", progress=memory.progress)
+        run = ws.run("purchase-30d", progress=memory.progress, retrain=True)
         wall = time.perf_counter() - started
     counts, holdout = run.counts, run.metrics["holdout"]
     print(f"run {run.status} in {wall:.0f} s: {counts['anchors']} training windows, "

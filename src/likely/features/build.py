@@ -2,10 +2,11 @@
 
 :func:`build_features` is the only place feature values are computed, for training anchors and
 for scoring alike, so a feature means the same thing in both. It returns one Ibis expression:
-events before the anchor get per-event flags (window, event type, custom event), are grouped by
-profile with conditional aggregates (``COUNT(*) FILTER (WHERE ...)``, in a few passes of at most
-``AGGREGATES_PER_PASS``), profile attributes are taken as of the anchor, and everything is
-left-joined onto the population. Nothing runs until the caller executes or writes the table.
+events before the anchor are grouped by profile x source (event type, custom event) with a few
+aggregates per window, those narrow rows are pivoted to one row per profile, event columns'
+distinct values and shares come from one more grouped pass over the recent window, profile
+attributes are taken as of the anchor, and everything is left-joined onto the population.
+Nothing runs until the caller executes or writes the table.
 
 Leakage trap: events at or after ``anchor`` are never read (an event exactly at the anchor belongs
 to the future), and profile attributes are read as known before it
@@ -15,7 +16,8 @@ to the future), and profile attributes are read as known before it
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import ibis
@@ -26,9 +28,6 @@ from likely.data.profiles import Profiles
 from likely.data.schema import EVENT_TYPE, PROFILE_ID, TIMESTAMP, VALUE
 from likely.errors import DataError
 from likely.features.plan import (
-    ACTIVITY_WINDOWS,
-    COUNT_WINDOWS,
-    MONETARY_WINDOWS,
     OTHER,
     RATE_DAYS,
     RATE_PER_DAYS,
@@ -46,8 +45,6 @@ if TYPE_CHECKING:
 
 EPOCH = datetime(1970, 1, 1)
 SECONDS_PER_DAY = 86400
-WINDOWS = tuple(sorted({*COUNT_WINDOWS, *ACTIVITY_WINDOWS, *MONETARY_WINDOWS, RECENT_DAYS,
-                        TREND_DAYS}))
 AGGREGATES_PER_PASS = 24
 _KEY = "_key"
 
@@ -133,21 +130,32 @@ def _attach(left: ir.Table, right: ir.Table) -> ir.Table:
 
 
 # -- events ------------------------------------------------------------------------------------
+#
+# Two stages. Stage 1 groups the events before the anchor by profile x source (each planned
+# event type, one "other" for the rest, each custom event) with a few aggregates per window;
+# stage 2 turns those narrow rows into one row per profile. Every feature of every source reads
+# the same stage-1 columns, so the events are scanned once for all of them: at 400k profiles
+# the filtered aggregates per feature straight over the events took 5.3 s at the score date of
+# 100k profiles / 10.9M events; these two stages take 3.1 s, with values equal to 1e-15.
+
+_SOURCE = "_k"
+_FIRST, _LAST, _VALUE_FIRST = "_first", "_last", "_vfirst"
 
 
 class _Aggregates:
-    """Named conditional aggregates, each computed once however many features read it."""
+    """Named aggregates, each computed once however many features read it."""
 
-    def __init__(self, events: ir.Table) -> None:
-        self.events = events
+    def __init__(self, table: ir.Table, prefix: str) -> None:
+        self.table = table
+        self.prefix = prefix
         self.exprs: dict[str, ir.Scalar] = {}
         self.names: dict[tuple, str] = {}
 
     def need(self, key: tuple, make: Callable[[ir.Table], ir.Scalar]) -> str:
         if key not in self.names:
-            name = f"_a{len(self.names)}"
+            name = f"{self.prefix}{len(self.names)}"
             self.names[key] = name
-            self.exprs[name] = make(self.events)
+            self.exprs[name] = make(self.table)
         return self.names[key]
 
     def tables(self) -> list[ir.Table]:
@@ -158,10 +166,36 @@ class _Aggregates:
         in four passes of 31), so a few narrower passes beat one wide one.
         """
         names = list(self.exprs)
-        key = self.events[PROFILE_ID].name(_KEY)
-        return [self.events.group_by(key).aggregate(
+        key = self.table[PROFILE_ID].name(_KEY)
+        return [self.table.group_by(key).aggregate(
                     **{n: self.exprs[n] for n in names[i:i + AGGREGATES_PER_PASS]})
                 for i in range(0, len(names), AGGREGATES_PER_PASS)]
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """What stage 1 computes per profile x source: count windows, active-day windows, value."""
+
+    counts: tuple[int, ...]
+    active: tuple[int, ...]
+    value: tuple[int, ...]
+
+    @classmethod
+    def of(cls, specs: list[FeatureSpec]) -> _Needs:
+        counts, active, value = set(), set(), set()
+        for s in specs:
+            days = s.feature.window_days
+            if s.origin == "value":
+                value.add(days or 0)
+            elif s.stat == "count":
+                counts.add(days or 0)
+            elif s.stat == "rate":
+                counts.add(RATE_DAYS)
+            elif s.stat == "trend":
+                counts.update((TREND_DAYS, RECENT_DAYS))
+            elif s.stat == "active_days":
+                active.add(days or RECENT_DAYS)
+        return cls(tuple(sorted(counts)), tuple(sorted(active)), tuple(sorted(value)))
 
 
 def _event_aggregates(
@@ -171,37 +205,84 @@ def _event_aggregates(
     _check_event_columns(plan, events)
     past = events.filter(events[TIMESTAMP] < anchor)
     past = past.semi_join(people, past[PROFILE_ID] == people[PROFILE_ID])
-    flags, sources = _row_flags(plan, past, anchor)
-    aggs = _Aggregates(past.mutate(**flags))
+    narrow = [s for s in specs if s.origin != "column"]
+    columns = [s for s in specs if s.origin == "column"]
+    tables: list[ir.Table] = []
+    finishers: dict[str, Callable[[ir.Table], ir.Value]] = {}
     seconds = _epoch_seconds(anchor)
-    finishers = {s.feature.id: _finisher(s, aggs, sources, seconds, plan.history_days)
-                 for s in specs}
-    return aggs.tables(), finishers
+    if narrow:
+        keys = _source_keys(plan)
+        needs = _Needs.of(narrow)
+        stage = _Aggregates(_per_source(plan, past, anchor, keys, needs), "_s")
+        finishers.update({s.feature.id: _finisher(s, stage, keys, seconds, plan.history_days)
+                          for s in narrow})
+        tables += stage.tables()
+    if columns:
+        recent = past.filter(past[TIMESTAMP] >= ibis.literal(anchor - _days(plan.recent_days)))
+        wide = _Aggregates(recent, "_v")
+        finishers.update({s.feature.id: _categorical(s, wide) for s in columns})
+        tables += wide.tables()
+    return tables, finishers
 
 
-def _row_flags(
-    plan: FeaturePlan, past: ir.Table, anchor: datetime
-) -> tuple[dict[str, ir.BooleanValue], dict[tuple[str, str], str]]:
-    """Per-event booleans computed once (window, event type, custom event) for the aggregates.
+def _source_keys(plan: FeaturePlan) -> dict[tuple[str, str], int]:
+    """Stage 1's source numbers: event types 0..n-1, ``n`` every other event, then custom ones.
 
-    Returns the flag expressions and, per ``(origin, key)`` source, the name of its flag.
+    Sources up to ``n`` partition the events (each event is in exactly one), so the "all
+    events" and spend features are sums over them; custom events repeat events already counted.
     """
-    flags = {_window(days): past[TIMESTAMP] >= ibis.literal(anchor) - ibis.interval(days=days)
-             for days in WINDOWS}
-    sources: dict[tuple[str, str], str] = {}
-    for i, event_type in enumerate(plan.event_types):
-        flags[f"_t{i}"] = (past[EVENT_TYPE] == event_type).fill_null(False)
-        sources["event_type", event_type] = f"_t{i}"
-    for i, (name, text) in enumerate(plan.custom_events):
-        condition = parse_condition(text, past.schema())
-        flags[f"_c{i}"] = compile_condition(condition, past).fill_null(False)
-        sources["custom", name] = f"_c{i}"
-    return flags, sources
+    keys = {("event_type", t): i for i, t in enumerate(plan.event_types)}
+    n = len(plan.event_types)
+    keys[("all", "")] = n
+    keys.update({("custom", name): n + 1 + j for j, (name, _) in enumerate(plan.custom_events)})
+    return keys
 
 
-def _window(days: int) -> str:
-    """The flag column of "within the last ``days`` days" (``anchor - days <= timestamp``)."""
-    return f"_w{days}"
+def _per_source(
+    plan: FeaturePlan, past: ir.Table, anchor: datetime, keys: dict[tuple[str, str], int],
+    needs: _Needs,
+) -> ir.Table:
+    """Stage 1: one row per profile x source with its counts, edges, active days and spend."""
+    others = keys["all", ""]
+    if plan.event_types:
+        kind = past[EVENT_TYPE]
+        source = ibis.cases(*((kind == t, keys["event_type", t]) for t in plan.event_types),
+                            else_=others)
+    else:
+        source = ibis.literal(others)
+    kept = {PROFILE_ID: past[PROFILE_ID], TIMESTAMP: past[TIMESTAMP]}
+    if needs.value:
+        kept[VALUE] = past[VALUE].cast("float64")
+    parts = [past.select(**kept, **{_SOURCE: source.cast("int32")})]
+    for name, text in plan.custom_events:
+        hit = compile_condition(parse_condition(text, past.schema()), past).fill_null(False)
+        chosen = past.filter(hit)
+        parts.append(chosen.select(**{c: chosen[c] if c != VALUE else chosen[c].cast("float64")
+                                      for c in kept},
+                                   **{_SOURCE: ibis.literal(keys["custom", name], "int32")}))
+    rows = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+    ts = rows[TIMESTAMP]
+
+    def since(days: int) -> ir.BooleanValue:
+        return ts >= ibis.literal(anchor - _days(days))
+
+    aggregates: dict[str, ir.Scalar] = {_FIRST: ts.min(), _LAST: ts.max()}
+    aggregates.update({f"_n{d}": rows.count(where=since(d)) if d else rows.count()
+                       for d in needs.counts})
+    aggregates.update({f"_d{d}": ts.date().nunique(where=since(d)) for d in needs.active})
+    if needs.value:
+        value = rows[VALUE]
+        for d in needs.value:
+            inside = since(d) if d else None
+            aggregates[f"_vs{d}"] = value.sum(where=inside)
+            aggregates[f"_vc{d}"] = value.count(where=inside)
+            aggregates[f"_vx{d}"] = value.max(where=inside)
+        aggregates[_VALUE_FIRST] = ts.min(where=value.notnull())
+    return rows.group_by(PROFILE_ID, _SOURCE).aggregate(**aggregates)
+
+
+def _days(days: int) -> timedelta:
+    return timedelta(days=days)
 
 
 def _check_event_columns(plan: FeaturePlan, events: ir.Table) -> None:
@@ -215,82 +296,82 @@ def _check_event_columns(plan: FeaturePlan, events: ir.Table) -> None:
 
 
 def _finisher(
-    spec: FeatureSpec, aggs: _Aggregates, sources: dict[tuple[str, str], str],
+    spec: FeatureSpec, stage: _Aggregates, keys: dict[tuple[str, str], int],
     anchor_seconds: float, cap_days: int | None,
 ) -> Callable[[ir.Table], ir.Value]:
-    """Register the aggregates ``spec`` needs; return how to finish it from the joined table.
+    """Register the stage-2 aggregates ``spec`` needs; return how to finish it when joined.
 
-    "Days since first" is capped at ``cap_days``, what the oldest training anchor can see: past
-    it, tenure measures how long ago the data starts, not the customer.
+    A source's value is its own stage-1 row; "all events" and spend add up the sources that
+    partition the events. "Days since first" is capped at ``cap_days``, what the oldest
+    training anchor can see: past it, tenure measures how long ago the data starts, not the
+    customer.
     """
     if spec.origin == "value":
-        return _monetary(spec, aggs, anchor_seconds)
-    if spec.origin == "column":
-        return _categorical(spec, aggs)
-    flag = sources.get((spec.origin, spec.key))
-    source = (spec.origin, spec.key)
+        return _monetary(spec, stage, keys, anchor_seconds)
+    pooled = spec.origin == "all"
+    key = keys["all", ""] if pooled else keys[spec.origin, spec.key]
 
-    def where(t: ir.Table, days: int | None = None) -> ir.BooleanValue | None:
-        parts = [t[name] for name in (flag, days and _window(days)) if name]
-        return ibis.and_(*parts) if parts else None
+    def pick(column: str, combine: str) -> str:
+        def make(t: ir.Table) -> ir.Scalar:
+            inside = t[_SOURCE] <= key if pooled else t[_SOURCE] == key
+            return getattr(t[column], combine if pooled else "max")(where=inside)
+        return stage.need((key, pooled, column), make)
 
     def count(days: int) -> str:
-        return aggs.need((*source, "count", days),
-                         lambda t: t[PROFILE_ID].count(where=where(t, days)))
+        return pick(f"_n{days}", "sum")
 
     if spec.stat == "count":
         n = count(spec.feature.window_days or 0)
         return lambda j: _zero(j[n])
     if spec.stat == "rate":
-        n = count(RATE_DAYS)
-        first = aggs.need((*source, "first"), lambda t: t[TIMESTAMP].min(where=where(t)))
+        n, first = count(RATE_DAYS), pick(_FIRST, "min")
         return lambda j: _rate(j[n], j[first], anchor_seconds, RATE_DAYS)
     if spec.stat == "trend":
         n30, n90 = count(TREND_DAYS), count(RECENT_DAYS)
         return lambda j: _zero(j[n30]) - _zero(j[n90]) / (RECENT_DAYS / TREND_DAYS)
     if spec.stat == "active_days":
-        recent = spec.feature.window_days or RECENT_DAYS
-        days = aggs.need((*source, "active_days", recent),
-                         lambda t: t[TIMESTAMP].date().nunique(where=where(t, recent)))
+        days = pick(f"_d{spec.feature.window_days or RECENT_DAYS}", "sum")
         return lambda j: _zero(j[days])
-    reduce = "max" if spec.stat == "last" else "min"
-    edge = aggs.need((*source, spec.stat),
-                     lambda t: getattr(t[TIMESTAMP], reduce)(where=where(t)))
+    edge = pick(_LAST, "max") if spec.stat == "last" else pick(_FIRST, "min")
     if cap_days is None or spec.stat != "first":
         return lambda j: _days_before(j[edge], anchor_seconds)
     return lambda j: _capped(_days_before(j[edge], anchor_seconds), float(cap_days))
 
 
-def _monetary(spec: FeatureSpec, aggs: _Aggregates,
+def _monetary(spec: FeatureSpec, stage: _Aggregates, keys: dict[tuple[str, str], int],
               anchor_seconds: float) -> Callable[[ir.Table], ir.Value]:
-    days = spec.feature.window_days or 0
-    stat = "sum" if spec.stat == "rate" else spec.stat  # a rate is a sum over the days seen
-    name = aggs.need(("value", stat, days), lambda t: getattr(
-        t[VALUE].cast("float64"), stat)(where=t[_window(days)]))
+    """Spend over every event (the sources up to "other"), from each source's sum, count, max."""
+    days, last = spec.feature.window_days or 0, keys["all", ""]
+
+    def pooled(column: str, combine: str) -> str:
+        return stage.need(("value", column), lambda t: getattr(t[column], combine)(
+            where=t[_SOURCE] <= last))
+
+    if spec.stat == "max":
+        top = pooled(f"_vx{days}", "max")
+        return lambda j: j[top].cast("float64")
+    total = pooled(f"_vs{days}", "sum")
+    if spec.stat == "mean":
+        seen = pooled(f"_vc{days}", "sum")
+        return lambda j: j[total].cast("float64") / j[seen].cast("float64").nullif(0)
     if spec.stat == "rate":
-        first = aggs.need(("value", "first"), lambda t: t[TIMESTAMP].min(
-            where=t[VALUE].notnull()))
-        return lambda j: _rate(j[name], j[first], anchor_seconds, days)
-    if spec.stat == "sum":
-        return lambda j: _zero(j[name])
-    return lambda j: j[name].cast("float64")
+        first = pooled(_VALUE_FIRST, "min")
+        return lambda j: _rate(j[total], j[first], anchor_seconds, days)
+    return lambda j: _zero(j[total])
 
 
 def _categorical(spec: FeatureSpec, aggs: _Aggregates) -> Callable[[ir.Table], ir.Value]:
+    """Distinct values and shares of an event column, over events already cut to its window."""
     def column(t: ir.Table) -> ir.Column:
         col = t[spec.key]
         return col if col.type().is_string() else col.cast("string")
 
-    days = spec.feature.window_days or RECENT_DAYS
-    recent = _window(days)
     if spec.stat == "distinct":
-        name = aggs.need(("column", spec.key, "distinct", days),
-                         lambda t: column(t).nunique(where=t[recent]))
+        name = aggs.need(("column", spec.key, "distinct"), lambda t: column(t).nunique())
         return lambda j: _zero(j[name])
-    total = aggs.need(("column", spec.key, "set", days),
-                      lambda t: column(t).count(where=t[recent]))
-    hits = aggs.need(("column", spec.key, "share", spec.value, days), lambda t: column(t).count(
-        where=t[recent] & (column(t) == spec.value)))
+    total = aggs.need(("column", spec.key, "set"), lambda t: column(t).count())
+    hits = aggs.need(("column", spec.key, "share", spec.value),
+                     lambda t: column(t).count(where=column(t) == spec.value))
     return lambda j: _zero(j[hits]) / j[total].cast("float64").nullif(0)
 
 

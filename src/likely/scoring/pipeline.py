@@ -147,9 +147,9 @@ def _scoring_population(ctx: RunContext, inputs: RunInputs, windows: RunWindows)
 def training_set(
     ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan
 ) -> TrainingSet:
-    labelled_anchors = [
+    labelled_anchors = [  # cached: counted, then sampled and featurised, from one scan each
         labelled(eligible(inputs.events, inputs.profiles, inputs.population, a),
-                 inputs.events, inputs.goal, a)
+                 inputs.events, inputs.goal, a).cache()
         for a in windows.anchors
     ]
     per_anchor = [_label_counts(t) for t in labelled_anchors]
