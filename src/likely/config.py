@@ -11,6 +11,15 @@ without ML knowledge. Example ``instance.yaml``::
       window_days: 30
     population:
       lookback_days: 45          # default: anyone active in the last 45 days
+
+A lifetime-value instance (``type: clv``) predicts what each customer will spend over
+``horizon_days``: its goal is the purchase (default ``event_type = 'commerce.purchases'``), whose
+``value_column`` is summed, and its window is the horizon::
+
+    name: clv-365d
+    type: clv
+    datasets: {events: web}
+    horizon_days: 365
 """
 
 from __future__ import annotations
@@ -22,6 +31,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from likely.errors import ConfigError
+
+CLV_HORIZON_DAYS = 365
+CLV_PURCHASE = "event_type = 'commerce.purchases'"
+CLV_BUCKETS = (60.0, 90.0)  # on the value percentile: rest < 60 ≤ next 30% < 90 ≤ top 10%
+VALUE_COLUMN = "value"
 
 #: Fields `likely instances edit` may change (they do not change the question asked); anything
 #: else makes a new instance (clone).
@@ -113,7 +127,7 @@ class PopulationConfig(_Strict):
 class InstanceConfig(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    type: Literal["conversion", "churn"] = "conversion"
+    type: Literal["conversion", "churn", "clv"] = "conversion"
     datasets: DatasetsConfig
     goal: GoalConfig
     population: PopulationConfig = PopulationConfig()
@@ -133,6 +147,11 @@ class InstanceConfig(_Strict):
     drift_threshold: float = Field(0.25, gt=0, le=10, description="Population stability index "
                                    "of the scores or a top feature above which a run is marked "
                                    "'drift' and the next run retrains.")
+    horizon_days: int | None = Field(
+        None, ge=7, le=365, description="clv: the days of spend predicted (default 365); the "
+        "goal's window.")
+    value_column: str = Field(VALUE_COLUMN, min_length=1, description="clv: the events' numeric "
+                              "column summed as spend (returns: negative values).")
     buckets: tuple[float, float] = (25.0, 75.0)
     min_positives: int = Field(500, ge=1)
     min_negatives: int = Field(500, ge=1)
@@ -142,6 +161,29 @@ class InstanceConfig(_Strict):
         500_000, ge=1_000, description="Above this many profile-windows, a stable sample of "
         "profiles trains. A learning curve on 400k demo profiles: 250k rows lost 0.0017 AUC "
         "against all 1.16M, 500k rows 0.0008, at a fraction of the time.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lifetime_value(cls, data: Any) -> Any:
+        """A clv instance's goal is the purchase within the horizon; its buckets are shares of
+        customers by predicted value (top 10% / next 30% / rest)."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("type") != "clv":
+            if data.get("horizon_days") is not None:
+                raise ValueError("horizon_days is for type: clv; other types set "
+                                 "goal.window_days")
+            return data
+        horizon = data.get("horizon_days") or CLV_HORIZON_DAYS
+        goal = dict(data.get("goal") or {"conditions": [CLV_PURCHASE]})
+        window = goal.get("window_days")
+        if window is not None and window != horizon:
+            raise ValueError(f"a clv instance's window is horizon_days ({horizon}); remove "
+                             f"goal.window_days ({window}) or make it equal")
+        if goal.get("occurs") is False:
+            raise ValueError("a clv instance predicts spend: goal.occurs must stay true")
+        return {**data, "horizon_days": horizon, "goal": {**goal, "window_days": horizon},
+                "buckets": data.get("buckets", CLV_BUCKETS)}
 
     @field_validator("schedule")
     @classmethod

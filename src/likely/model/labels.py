@@ -106,6 +106,26 @@ def labelled(
     return joined.select(PROFILE_ID, **{LABEL: label.cast("int8")})
 
 
+def valued(
+    population: ir.Table, events: ir.Table, rule: GoalRule, anchor: datetime, column: str
+) -> ir.Table:
+    """``population`` with a float64 ``label``: the net value of its goal events (purchases) in
+    ``[anchor, anchor + window)``, floored at 0.
+
+    Returns are purchases with a negative value: they net against the purchases of the same
+    window, and a customer whose returns outweigh their purchases is worth 0, not less (a
+    return of an earlier window's purchase does not make the customer a cost to target).
+    Missing values count as 0.
+    """
+    end = anchor + timedelta(days=rule.window_days)
+    window = events.filter((events[TIMESTAMP] >= anchor) & (events[TIMESTAMP] < end))
+    hits = window.filter(combine(list(rule.conditions), rule.match, window).fill_null(False))
+    spent = hits.group_by(PROFILE_ID).aggregate(_spent=hits[column].cast("float64").sum())
+    joined = population.left_join(spent, PROFILE_ID).select(population[PROFILE_ID], "_spent")
+    net = joined._spent.fill_null(0.0)
+    return joined.select(PROFILE_ID, **{LABEL: ibis.greatest(net, 0.0).cast("float64")})
+
+
 def _profiles_matching(
     events: ir.Table, conditions: Sequence[Condition], match: Literal["all", "any"]
 ) -> ir.Table:

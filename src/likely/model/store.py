@@ -152,6 +152,11 @@ def _likely_version() -> str:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    return _read_json(path, FORMAT, FORMAT_VERSION)
+
+
+def _read_json(path: Path, form: str, newest: int) -> dict[str, Any]:
+    """A model document of format ``form`` up to version ``newest``, or a clear refusal."""
     if not path.is_file():
         raise NotFoundError(f"No model file at {path}. Run the instance to train a model.")
     try:
@@ -160,13 +165,13 @@ def _read(path: Path) -> dict[str, Any]:
         raise ModelFileError(
             f"{path} is not a readable likely model file ({exc}).", what="format"
         ) from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    if not isinstance(document, dict) or document.get("format") != form:
         raise ModelFileError(f"{path} is not a likely model file.", what="format")
     version = document.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > newest:
         raise ModelFileError(
             f"Model file {path} has format version {version}; this likely reads up to "
-            f"{FORMAT_VERSION}. Upgrade likely or retrain.",
+            f"{newest}. Upgrade likely or retrain.",
             what="format",
         )
     return document

@@ -112,7 +112,53 @@ class _Data:
     categorical: list[str] = field(default_factory=list)
 
 
-class PropensityModel:
+class TreeModel:
+    """What every likely tree model shares: its booster, features, threads, and the checks that
+    scoring features match the ones it was trained on. Propensity and value models extend it;
+    explanations (:func:`likely.model.explain.contributions`) read any of them."""
+
+    def predict_raw(self, X: Any) -> np.ndarray:
+        """The trees' raw output per row (log-odds, or log value), before any link."""
+        X = self.check_features(X)
+        raw = self.booster_.predict(X, raw_score=True, num_threads=self.num_threads())
+        return np.asarray(raw, dtype=float)
+
+    def num_threads(self) -> int:
+        """Threads LightGBM uses to predict and explain, as set at training."""
+        return int(getattr(self, "params_", {}).get("num_threads", 0)) or physical_cores()
+
+    def fitted_booster(self) -> lgb.Booster:
+        self._check_fitted("booster_")
+        return self.booster_
+
+    def check_features(self, X: Any) -> Any:
+        """Validate that ``X`` has this model's features, in order; return what LightGBM reads."""
+        self._check_fitted("booster_")
+        if hasattr(X, "iloc"):
+            _check_frame(X, self.feature_names_, "scoring")
+            categorical = [str(c) for c in X.columns if str(X[c].dtype) == "category"]
+            if self.input_kind_ == "frame" and categorical != self.categorical_:
+                raise DataError(
+                    f"The scoring features have categorical columns {categorical}; the model "
+                    f"was trained with {self.categorical_}. Build features with the same types."
+                )
+            return X
+        if self.input_kind_ == "frame" and self.categorical_:
+            raise DataError(
+                "This model was trained on a DataFrame with categorical features "
+                f"({', '.join(self.categorical_[:5])}); pass a DataFrame with the same columns."
+            )
+        return _check_array(X, len(self.feature_names_), "scoring")
+
+    def _check_fitted(self, attribute: str) -> None:
+        if not hasattr(self, attribute):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet: call fit(...) or load it "
+                "before predicting or explaining."
+            )
+
+
+class PropensityModel(TreeModel):
     """Gradient-boosted trees that give a calibrated probability of the goal, per customer.
 
     >>> model = PropensityModel().fit(X_train, y_train, X_valid, y_valid, names)  # doctest: +SKIP
@@ -183,12 +229,6 @@ class PropensityModel:
 
     # -- predicting -------------------------------------------------------------------------
 
-    def predict_raw(self, X: Any) -> np.ndarray:
-        """Raw log-odds per row (the trees' output, before calibration)."""
-        X = self.check_features(X)
-        raw = self.booster_.predict(X, raw_score=True, num_threads=self.num_threads())
-        return np.asarray(raw, dtype=float)
-
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probability of the positive class per row (1-D, within (0, 1))."""
         return self.probability_from_raw(self.predict_raw(X))
@@ -197,33 +237,6 @@ class PropensityModel:
         """The calibrated probability of raw outputs already computed (scoring keeps both)."""
         self._check_fitted("calibrator_")
         return self.calibrator_.transform(raw)
-
-    def num_threads(self) -> int:
-        """Threads LightGBM uses to predict and explain, as set at training."""
-        return int(getattr(self, "params_", {}).get("num_threads", 0)) or physical_cores()
-
-    def fitted_booster(self) -> lgb.Booster:
-        self._check_fitted("booster_")
-        return self.booster_
-
-    def check_features(self, X: Any) -> Any:
-        """Validate that ``X`` has this model's features, in order; return what LightGBM reads."""
-        self._check_fitted("booster_")
-        if hasattr(X, "iloc"):
-            _check_frame(X, self.feature_names_, "scoring")
-            categorical = [str(c) for c in X.columns if str(X[c].dtype) == "category"]
-            if self.input_kind_ == "frame" and categorical != self.categorical_:
-                raise DataError(
-                    f"The scoring features have categorical columns {categorical}; the model "
-                    f"was trained with {self.categorical_}. Build features with the same types."
-                )
-            return X
-        if self.input_kind_ == "frame" and self.categorical_:
-            raise DataError(
-                "This model was trained on a DataFrame with categorical features "
-                f"({', '.join(self.categorical_[:5])}); pass a DataFrame with the same columns."
-            )
-        return _check_array(X, len(self.feature_names_), "scoring")
 
     def summary(self) -> dict[str, Any]:
         """What a run records about its model: chosen shape, grid, holdout AUC, calibration."""
@@ -238,18 +251,14 @@ class PropensityModel:
             "features": len(self.feature_names_),
         }
 
-    def _check_fitted(self, attribute: str) -> None:
-        if not hasattr(self, attribute):
-            raise NotFittedError(
-                "This PropensityModel is not fitted yet: call fit(...) or load_model(path) "
-                "before predicting or explaining."
-            )
-
 
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _validate(X_train, y_train, X_valid, y_valid, feature_names, categorical) -> _Data:
+def _validate(X_train, y_train, X_valid, y_valid, feature_names, categorical,
+              labels: Callable[[Any, int, str], np.ndarray] | None = None) -> _Data:
+    """Check features and targets; ``labels`` checks a target (default: 0/1 with both)."""
+    labels = labels or _labels
     names = feature_ids(feature_names, X_train)
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -267,9 +276,9 @@ def _validate(X_train, y_train, X_valid, y_valid, feature_names, categorical) ->
         cats = _check_categorical(categorical, names)
     return _Data(
         X_train=X_train,
-        y_train=_labels(y_train, X_train.shape[0], "training"),
+        y_train=labels(y_train, X_train.shape[0], "training"),
         X_valid=X_valid,
-        y_valid=_labels(y_valid, X_valid.shape[0], "holdout"),
+        y_valid=labels(y_valid, X_valid.shape[0], "holdout"),
         names=names,
         categorical=cats,
     )

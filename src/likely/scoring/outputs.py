@@ -6,6 +6,7 @@ the population. All files go into the run's own folder (see :mod:`likely.scoring
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from likely.data.schema import PROFILE_ID
 from likely.engine import read_parquet
 from likely.features import FeaturePlan, arrow_frame
 from likely.model.explain import ShapAccumulator, contributions
+from likely.model.value import value_from_raw
 from likely.scoring import records
 from likely.scoring.scores import (
     BUCKETS,
@@ -38,7 +40,8 @@ from likely.storage import write_expr, write_json, write_table
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-    from likely.model.train import PropensityModel
+    from likely.model.train import PropensityModel, TreeModel
+    from likely.model.value import ValueModels
     from likely.scoring.run import RunContext
 
 BATCH_ROWS = 100_000
@@ -59,49 +62,120 @@ def score_and_explain(
     windows: RunWindows,
 ) -> pa.Table:
     """Predict and explain every scored profile, write scores, profile table, factors; return the
-    scores table.
+    scores table."""
+    batches = explain_batches(ctx, plan, model)
+    probability = model.probability_from_raw(batches.raw)
+    score, reference = relative_scores(probability)
+    ctx.metrics["score_reference_probability"] = reference
+    columns = {"probability": pa.array(probability, pa.float64()),
+               "score": pa.array(score, pa.float64()),
+               "percentile": pa.array(percentiles(batches.raw), pa.int16()),
+               "bucket": pa.array(buckets(score, ctx.config.buckets), pa.string())}
+    return _write_outputs(ctx, plan, batches, columns, model_id, windows)
+
+
+def score_and_explain_value(
+    ctx: RunContext, plan: FeaturePlan, models: ValueModels, model_id: str,
+    windows: RunWindows, baseline: dict[str, np.ndarray],
+) -> pa.Table:
+    """A clv run's scores: predicted value from the chosen model, the baseline's expected
+    purchases and probability active, value percentile and bucket, the trees' reasons."""
+    batches = explain_batches(ctx, plan, models.trees, explain=models.chosen == "trees")
+    value = (value_from_raw(batches.raw) if models.chosen == "trees"
+             else baseline["predicted_value"])
+    percentile = percentiles(value)
+    score = value_scores(value)
+    bucket = buckets(score, ctx.config.buckets)
+    active = pa.array(baseline["probability_active"], pa.float64(),
+                      from_pandas=True)  # NaN (never bought) is null
+    columns = {"predicted_value": pa.array(value, pa.float64()),
+               "value_percentile": pa.array(percentile, pa.int16()),
+               "value_bucket": pa.array(value_buckets(bucket, ctx.config.buckets), pa.string()),
+               "expected_purchases": pa.array(baseline["expected_purchases"], pa.float64()),
+               "probability_active": active, "probability": active,
+               "score": pa.array(score, pa.float64()),
+               "percentile": pa.array(percentile, pa.int16()),
+               "bucket": pa.array(bucket, pa.string())}
+    if models.chosen != "trees":
+        ctx.notes.append("Reasons are left out: the BG/NBD × Gamma-Gamma baseline was chosen, "
+                         "and it reads only purchase counts, timing and spend.")
+    return _write_outputs(ctx, plan, batches, columns, model_id, windows)
+
+
+@dataclass
+class Batches:
+    """What the streaming pass over the features collects: ids, raw outputs, reasons."""
+
+    ids: list
+    raw: np.ndarray
+    reasons: pa.Array | None
+    weights: BehaviourWeights
+
+
+def explain_batches(ctx: RunContext, plan: FeaturePlan, model: TreeModel, *,
+                    explain: bool = True) -> Batches:
+    """Predict (raw) and explain every scored profile, batch by batch.
 
     Importance labels need the run's yardstick (the strongest behaviour's mean |contribution|),
     known only after the last batch: batches keep their top reasons as small arrays, labelled
     together at the end.
     """
     behaviours = Behaviours.from_features(plan.features)
-    ids, probs, raws, reasons = [], [], [], []
+    ids, raws, reasons = [], [], []
     weights = BehaviourWeights(behaviours)
     source = pq.ParquetFile(ctx.folder / FEATURES_FILE)
     total, done = source.metadata.num_rows, 0
-    explained = True
     with ctx.stage("explanations"):
         for batch in source.iter_batches(batch_size=BATCH_ROWS):
             frame = arrow_frame(batch, plan)
             ids.append(batch.column(PROFILE_ID))
-            raw = model.predict_raw(frame)
-            raws.append(raw)
-            probs.append(model.probability_from_raw(raw))
-            try:
-                contrib = contributions(model, frame)[:, :-1]
-                weights.update(contrib)
-                values = [frame[c].to_numpy(dtype=object) for c in behaviours.ids]
-                reasons.append(top_reasons(contrib, values, behaviours))
-            except Exception as exc:  # scores stay useful without reasons (code 414)
-                explained = False
-                ctx.notes.append(f"[414] Explanations could not be computed: {exc}")
+            raws.append(model.predict_raw(frame))
+            if explain:
+                try:
+                    contrib = contributions(model, frame)[:, :-1]
+                    weights.update(contrib)
+                    values = [frame[c].to_numpy(dtype=object) for c in behaviours.ids]
+                    reasons.append(top_reasons(contrib, values, behaviours))
+                except Exception as exc:  # scores stay useful without reasons (code 414)
+                    explain = False
+                    ctx.notes.append(f"[414] Explanations could not be computed: {exc}")
             done += batch.num_rows
             ctx.report("scoring and explaining", done, total)
     codes = None
-    if explained:
+    if explain:
         scale = ImportanceScale.from_mean_abs(weights.behaviour_mean_abs())
         ctx.metrics["importance_reference"] = scale.reference
         codes = reason_codes(Reasons.concat(reasons), behaviours, scale)
-    probability = np.concatenate(probs) if probs else np.zeros(0)
     raw = np.concatenate(raws) if raws else np.zeros(0)
-    table = _scores_table(ctx, ids, probability, raw, codes, model_id, windows)
+    return Batches(ids, raw, codes, weights)
+
+
+def _write_outputs(ctx: RunContext, plan: FeaturePlan, batches: Batches,
+                   columns: dict[str, pa.Array], model_id: str, windows: RunWindows) -> pa.Table:
+    """scores.parquet, profile_scores.parquet and factors.json; returns the scores table."""
+    table = _scores_table(ctx, batches, columns, model_id, windows)
     write_table(table, ctx.folder / SCORES_FILE)
     _write_profile_scores(ctx, windows)
-    write_json(global_factors(ctx, plan, weights), ctx.folder / FACTORS_FILE)
+    write_json(global_factors(ctx, plan, batches.weights), ctx.folder / FACTORS_FILE)
     ctx.counts["buckets"] = {b: int((table["bucket"].to_numpy(zero_copy_only=False) == b).sum())
                              for b in BUCKETS}
     return table
+
+
+def value_scores(value: np.ndarray) -> np.ndarray:
+    """0-100: the share of the scored population predicted to be worth less (ties share one)."""
+    n = len(value)
+    if n == 0:
+        return np.zeros(0)
+    below = np.searchsorted(np.sort(value), value, side="left")
+    return (100.0 * below / n).round(2)
+
+
+def value_buckets(bucket: np.ndarray, cutoffs: tuple[float, float]) -> np.ndarray:
+    """The value bucket in words: "top 10%" / "next 30%" / "rest" for cut-offs (60, 90)."""
+    low, high = cutoffs
+    words = {"High": f"top {100 - high:g}%", "Medium": f"next {high - low:g}%", "Low": "rest"}
+    return np.asarray([words[b] for b in bucket], dtype=object)
 
 
 class BehaviourWeights:
@@ -126,21 +200,15 @@ class BehaviourWeights:
         return self.behaviour_abs / max(self.features.rows, 1)
 
 
-def _scores_table(
-    ctx: RunContext, ids: list, probability: np.ndarray, raw: np.ndarray,
-    codes: pa.Array | None, model_id: str, windows: RunWindows,
-) -> pa.Table:
-    score, reference = relative_scores(probability)
-    ctx.metrics["score_reference_probability"] = reference
-    n = len(probability)
-    factors = codes if codes is not None else pa.nulls(n, pa.list_(FACTOR_TYPE))
+def _scores_table(ctx: RunContext, batches: Batches, columns: dict[str, pa.Array],
+                  model_id: str, windows: RunWindows) -> pa.Table:
+    n = len(batches.raw)
+    factors = (batches.reasons if batches.reasons is not None
+               else pa.nulls(n, pa.list_(FACTOR_TYPE)))
     return pa.table({
-        PROFILE_ID: pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
+        PROFILE_ID: pa.concat_arrays(batches.ids) if batches.ids else pa.array([], pa.string()),
         "score_date": pa.array([windows.as_of] * n, pa.date32()),
-        "probability": pa.array(probability, pa.float64()),
-        "score": pa.array(score, pa.float64()),
-        "percentile": pa.array(percentiles(raw), pa.int16()),
-        "bucket": pa.array(buckets(score, ctx.config.buckets), pa.string()),
+        **columns,
         "influential_factors": factors,
         "model_id": pa.array([model_id] * n, pa.string()),
         "run_id": pa.array([ctx.run_id] * n, pa.string()),

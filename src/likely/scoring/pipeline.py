@@ -19,7 +19,7 @@ import pandas as pd
 from likely.data.schema import PROFILE_ID, TIMESTAMP
 from likely.errors import RunError
 from likely.features import FeaturePlan, build_features, feature_frame, feature_specs, plan_features
-from likely.model.labels import LABEL, eligible, labelled
+from likely.model.labels import LABEL, eligible, labelled, valued
 from likely.model.leakage import LEAK_AUC, separation_auc
 from likely.scoring import outputs
 from likely.scoring.outcomes import track_outcomes
@@ -42,8 +42,9 @@ RATE_SPREAD_RATIO = 1.5  # goal rates across training windows this far apart are
 @dataclass(frozen=True)
 class TrainingSet:
     features: pd.DataFrame  # one row per profile per anchor
-    labels: np.ndarray
+    labels: np.ndarray      # 0/1 (propensity), or net spend in the window (clv)
     holdout: np.ndarray     # bool mask: rows of the newest anchor
+    profiles: np.ndarray    # each row's profile id
 
     def without(self, columns: list[str]) -> TrainingSet:
         return replace(self, features=self.features.drop(columns=columns))
@@ -54,9 +55,9 @@ def train_and_score(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> 
     from likely.scoring import modelling
 
     with ctx.stage("features"):
-        plan = _plan(ctx, inputs, windows)
+        plan = plan_for_run(ctx, inputs, windows)
         data = training_set(ctx, inputs, windows, plan)
-        population = _scoring_population(ctx, inputs, windows)
+        population = scoring_population(ctx, inputs, windows)
     with ctx.stage("training"):
         plan, data = screen_attributes(ctx, inputs, windows, plan, data, population)
         model, model_id = modelling.train(ctx, plan, data)
@@ -68,7 +69,7 @@ def rescore(ctx: RunContext, inputs: RunInputs, windows: RunWindows, model: Prop
             model_id: str, plan: FeaturePlan) -> str:
     """Score and explain with an existing model (no training windows are built)."""
     with ctx.stage("features"):
-        population = _scoring_population(ctx, inputs, windows)
+        population = scoring_population(ctx, inputs, windows)
     _score(ctx, inputs, windows, plan, model, model_id, population)
     return model_id
 
@@ -94,7 +95,7 @@ def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: Featur
         track_outcomes(ctx, inputs, windows)
 
 
-def _plan(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> FeaturePlan:
+def plan_for_run(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> FeaturePlan:
     """Decide the features from history before the cutoff, within what every anchor can see."""
     history = inputs.events.filter(inputs.events[TIMESTAMP] < windows.cutoff)
     plan = plan_features(history, inputs.profiles, as_of=windows.cutoff,
@@ -131,7 +132,7 @@ def _snapshot_notes(ctx: RunContext, inputs: RunInputs) -> list[str]:
     return notes
 
 
-def _scoring_population(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> ir.Table:
+def scoring_population(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> ir.Table:
     """Who is scored at the cutoff, computed once (cached in the engine) for every later use."""
     population = eligible(inputs.events, inputs.profiles, inputs.population,
                           windows.cutoff).cache()
@@ -148,8 +149,8 @@ def training_set(
     ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan
 ) -> TrainingSet:
     labelled_anchors = [  # cached: counted, then sampled and featurised, from one scan each
-        labelled(eligible(inputs.events, inputs.profiles, inputs.population, a),
-                 inputs.events, inputs.goal, a).cache()
+        _outcome(ctx, inputs, eligible(inputs.events, inputs.profiles, inputs.population, a),
+                 a).cache()
         for a in windows.anchors
     ]
     per_anchor = [_label_counts(t) for t in labelled_anchors]
@@ -161,17 +162,18 @@ def training_set(
         ctx.notes.append(
             f"Training rows capped at {ctx.config.max_training_rows:,}: sampled {rate:.1%} of "
             f"profiles ({total:,} rows before sampling), positives and negatives alike.")
-    frames, labels, holdout = [], [], []
+    frames, labels, holdout, ids = [], [], [], []
     for i, (anchor, table) in enumerate(zip(windows.anchors, labelled_anchors)):
         ctx.report("features per anchor", i, len(windows.anchors))
         share = max(rate, min(1.0, HOLDOUT_MIN_ROWS / max(per_anchor[0][0], 1))) if i == 0 \
             else rate  # the holdout keeps enough rows to measure and calibrate on
         frame, y = _anchor_frame(plan, inputs, _sample(table, share), anchor)
+        ids.append(frame.pop(PROFILE_ID).to_numpy(dtype=object))
         frames.append(frame)
         labels.append(y)
         holdout.append(np.full(len(y), i == 0))
     data = TrainingSet(pd.concat(frames, ignore_index=True), np.concatenate(labels),
-                       np.concatenate(holdout))
+                       np.concatenate(holdout), np.concatenate(ids))
     if len(windows.anchors) == 1:
         data = _split_single_anchor(ctx, data)
     _check_holdout(ctx, windows, data)
@@ -181,8 +183,18 @@ def training_set(
     return data
 
 
+def _outcome(ctx: RunContext, inputs: RunInputs, population: ir.Table,
+             anchor: datetime) -> ir.Table:
+    """The population's ``label`` at ``anchor``: the goal (0/1), or net spend for clv."""
+    if ctx.config.type == "clv":
+        return valued(population, inputs.events, inputs.goal, anchor, ctx.config.value_column)
+    return labelled(population, inputs.events, inputs.goal, anchor)
+
+
 def _label_counts(table: ir.Table) -> tuple[int, int]:
-    row = table.aggregate(n=table.count(), positives=table[LABEL].sum()).execute().iloc[0]
+    """Rows, and positives (profiles that met the goal; for clv, that spent)."""
+    row = table.aggregate(n=table.count(),
+                          positives=(table[LABEL] > 0).sum()).execute().iloc[0]
     return int(row["n"]), int(row["positives"] or 0)
 
 
@@ -227,7 +239,7 @@ def _check_requirements(
 def _check_holdout(ctx: RunContext, windows: RunWindows, data: TrainingSet) -> None:
     """The holdout needs both outcomes: every metric and the calibration are measured on it."""
     y = data.labels[data.holdout]
-    positives, rows = int(y.sum()), int(y.size)
+    positives, rows = int((y > 0).sum()), int(y.size)
     ctx.counts.update({"holdout_positives": positives, "holdout_negatives": rows - positives})
     if 0 < positives < rows:
         return
@@ -278,8 +290,9 @@ def _anchor_frame(
                               table.select(PROFILE_ID), anchor=anchor)
     joined = features.join(table, PROFILE_ID).order_by(PROFILE_ID)
     frame = feature_frame(joined, plan)
-    y = frame.pop(LABEL).to_numpy(dtype=np.int8)
-    return frame.drop(columns=[PROFILE_ID]), y
+    label = frame.pop(LABEL)
+    y = label.to_numpy(dtype=np.int8 if label.dtype.kind in "biu" else np.float64)
+    return frame, y
 
 
 def _split_single_anchor(ctx: RunContext, data: TrainingSet) -> TrainingSet:
@@ -288,7 +301,7 @@ def _split_single_anchor(ctx: RunContext, data: TrainingSet) -> TrainingSet:
     ctx.notes.append("Only one training window fits the history, so the holdout is a random "
                      f"{HOLDOUT_SHARE_SINGLE_ANCHOR:.0%} of its profiles instead of a later "
                      "window.")
-    return TrainingSet(data.features, data.labels, holdout)
+    return replace(data, holdout=holdout)
 
 
 def screen_attributes(
@@ -308,7 +321,7 @@ def screen_attributes(
     dropped = []
     for feature in attributes:
         column = data.features[feature.id]
-        auc = separation_auc(column, data.labels)
+        auc = separation_auc(column, data.labels > 0)
         missing_then = float(column.isna().mean())
         if auc >= LEAK_AUC:
             dropped.append(feature.source)

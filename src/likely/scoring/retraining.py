@@ -29,6 +29,7 @@ from likely.catalog import Catalog
 from likely.features import FeaturePlan
 from likely.model import drift
 from likely.model.store import load_model
+from likely.model.value import load_value_model
 from likely.scoring import records
 from likely.scoring.instances import Instance
 from likely.storage import write_json
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from likely.model.train import PropensityModel
+    from likely.model.value import ValueModels
     from likely.scoring.run import RunContext
 
 MODEL_FILE = "model"
@@ -83,19 +85,21 @@ def model_trained_as_of(run: records.RunRecord) -> date:
     return date.fromisoformat(trained or run.as_of)
 
 
-def reuse(ctx: RunContext, base: records.RunRecord) -> tuple[PropensityModel, str, FeaturePlan]:
+def reuse(ctx: RunContext, base: records.RunRecord
+          ) -> tuple[PropensityModel | ValueModels, str, FeaturePlan]:
     """Load the base run's model and feature plan, copy its files here, and carry over what
     describes the model (holdout metrics, training windows) into this run's record."""
     source = records.run_dir(ctx.root, ctx.instance.id, base.id)
     row = ctx.catalog.query_one("SELECT sha256 FROM models WHERE id = ?", (base.model_id,))
-    model = load_model(source / MODEL_FILE, expected_sha256=row["sha256"] if row else None)
+    load = load_value_model if ctx.config.type == "clv" else load_model
+    model = load(source / MODEL_FILE, expected_sha256=row["sha256"] if row else None)
     document = _model_document(source / MODEL_FILE)
     plan = FeaturePlan.from_dict(document["meta"]["config"]["plan"])
     ctx.folder.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_FILE, EVALUATION_FILE, DRIFT_FILE):
         if (source / name).exists():
             shutil.copyfile(source / name, ctx.folder / name)
-    for key in ("holdout", "model", "training_windows"):
+    for key in ("holdout", "model", "training_windows", "value_models"):
         if key in base.metrics:
             ctx.metrics[key] = base.metrics[key]
     for key in ("anchors", "training_rows", "holdout_rows", "features", "training_positives",

@@ -45,12 +45,18 @@ class RunFiles:
     factors: Path
 
 
+#: What the "expected" figures add up: goal profiles (probabilities), or predicted value (clv).
+MEASURES = {"clv": "predicted_value"}
+
+
 def build_summary(con: BaseBackend, files: RunFiles, *, run_id: str, kind: str,
                   cutoffs: tuple[float, float]) -> dict[str, Any]:
     """Aggregate a run's outputs into the dashboard's summary (see the module docstring)."""
     scores = read_parquet(con, [files.scores])
-    frame = scores.select("probability", "score", "bucket").to_pyarrow()
-    probability = frame.column("probability").to_numpy()
+    measure = MEASURES.get(kind, "probability")
+    frame = scores.select(measure, "score", "bucket").to_pyarrow()
+    probability = np.nan_to_num(frame.column(measure).to_numpy(zero_copy_only=False)
+                                .astype(float))
     score = frame.column("score").to_numpy()
     bucket = np.asarray(frame.column("bucket").to_numpy(zero_copy_only=False), dtype=object)
     known = _known_factors(files.factors, run_id)
@@ -62,7 +68,7 @@ def build_summary(con: BaseBackend, files: RunFiles, *, run_id: str, kind: str,
         for entry in entries:
             entry["headline"] = distributions.get(entry["factor"], {}).get("headline")
     return {
-        "version": SUMMARY_VERSION, "run_id": run_id, "type": kind,
+        "version": SUMMARY_VERSION, "run_id": run_id, "type": kind, "measure": measure,
         "scored_profiles": int(probability.size), "bucket_cutoffs": list(cutoffs),
         "expected_goal_profiles": float(probability.sum()),
         "buckets": _bucket_counts(probability, score, bucket),
