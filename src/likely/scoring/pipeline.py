@@ -246,9 +246,12 @@ def _check_holdout(ctx: RunContext, windows: RunWindows, data: TrainingSet) -> N
     which = "positive" if positives else "negative"
     where = (f"the holdout window (from {windows.anchors[0]:%Y-%m-%d}, the newest)"
              if len(windows.anchors) > 1 else "the holdout (a random share of the only window)")
-    raise RunError(413, f"Every one of the {rows:,} examples in {where} is {which}: the model "
-                        "cannot be measured or calibrated. Change the goal or the population, "
-                        "or pick another --as-of.",
+    outcome = (f"Every one of the {rows:,} examples in {where} is {which}"
+               if ctx.config.type != "clv" else
+               f"In {where} nobody spent anything" if not positives else
+               f"In {where} every one of the {rows:,} profiles spent")
+    raise RunError(413, f"{outcome}: the model cannot be measured or calibrated. Change the "
+                        "goal or the population, or pick another --as-of.",
                    detail={"holdout_rows": rows, "holdout_positives": positives})
 
 
