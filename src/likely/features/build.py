@@ -6,7 +6,8 @@ events before the anchor are grouped by profile x source (event type, custom eve
 aggregates per window, those narrow rows are pivoted to one row per profile, event columns'
 distinct values and shares come from one more grouped pass over the recent window, profile
 attributes are taken as of the anchor, and everything is left-joined onto the population.
-Nothing runs until the caller executes or writes the table.
+Only the narrow rows are computed (and cached in the engine) when the table is built; the rest
+runs when the caller executes or writes it.
 
 Leakage trap: events at or after ``anchor`` are never read (an event exactly at the anchor belongs
 to the future), and profile attributes are read as known before it
@@ -213,7 +214,8 @@ def _event_aggregates(
     if narrow:
         keys = _source_keys(plan)
         needs = _Needs.of(narrow)
-        stage = _Aggregates(_per_source(plan, past, anchor, keys, needs), "_s")
+        # materialised once: the pivot reads it in several passes
+        stage = _Aggregates(_per_source(plan, past, anchor, keys, needs).cache(), "_s")
         finishers.update({s.feature.id: _finisher(s, stage, keys, seconds, plan.history_days)
                           for s in narrow})
         tables += stage.tables()
