@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: generate demo data, ingest it, build two instances, run them, show where to look.
+# `make demo`: generate demo data, ingest it, build three instances, run them, show where to look.
 set -euo pipefail
 WS="${1:-demo-workspace}"
 BIN="$(dirname "$0")/../.venv/bin"
@@ -13,6 +13,7 @@ rm -rf "$WS"
 if "$BIN/python" -c "import likely.scoring.run" >/dev/null 2>&1; then
   "$BIN/likely" instances create -f examples/purchase-30d.yaml
   "$BIN/likely" instances create -f examples/churn-60d.yaml
+  "$BIN/likely" instances create -f examples/clv-90d.yaml
   # A history first: weekly scores over five past weeks (one model, re-scored), so the
   # analytics have trends and flows to show, and the latest run measures what really happened
   # after them for the dashboard's performance summary.
@@ -20,6 +21,7 @@ if "$BIN/python" -c "import likely.scoring.run" >/dev/null 2>&1; then
     --to "${DEMO_BACKFILL_TO:-2025-07-31}" --every 7d
   "$BIN/likely" run purchase-30d
   "$BIN/likely" run churn-60d
+  "$BIN/likely" run clv-90d
   "$BIN/likely" runs list purchase-30d
   "$BIN/likely" scores purchase-30d --top 10
   "$BIN/likely" factors purchase-30d --top 5

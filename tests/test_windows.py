@@ -97,6 +97,20 @@ def test_thirteen_months_add_the_anchor_a_year_before():
     assert short.seasonal_anchor is None and datetime(2024, 2, 1) not in short.anchors
 
 
+def test_no_training_window_sees_the_holdouts_outcomes():
+    """A window over half a year long: the anchor a year back would have its outcome window run
+    into the holdout's, so it is left out (CDNOW, 39 weeks: only the holdout window remains)."""
+    events = span(datetime(1997, 1, 1), datetime(1998, 6, 30))
+    long = parse_instance_config({"name": "x", "type": "clv", "horizon_days": 273,
+                                  "datasets": {"events": "e"}})
+    w = plan_windows(long, events, None)
+    assert w.anchors == (datetime(1997, 10, 1),) and w.seasonal_anchor is None
+    for c in (config(), config(goal={"conditions": ["event_type = 'buy'"], "window_days": 90})):
+        w = plan_windows(c, span(datetime(2024, 1, 1), datetime(2025, 6, 30)), None)
+        assert all(a + timedelta(days=w.window_days) <= w.anchors[0] for a in w.anchors[1:])
+        assert w.seasonal_anchor is not None
+
+
 def test_features_reach_only_as_far_as_the_oldest_window_when_customers_predate_the_data():
     """First events piling up at the data's start mean customers were active before it."""
     events = span(datetime(2025, 1, 1), datetime(2025, 6, 29))

@@ -244,8 +244,15 @@ def _values_as_text(values: Sequence[np.ndarray], rows: np.ndarray, feats: np.nd
 
 
 def _fmt(value: object) -> str | None:
+    """A feature value as text: 4 significant digits, whole numbers without a point.
+
+    The value is first cut to 12 significant digits, so two computations of the same number
+    that differ in the last bits (a sum taken in another order, another engine) read alike
+    even on a rounding edge (39.355 computed as 39.35500000000001 or 39.35499999999999).
+    """
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, float):
+        value = float(f"{value:.12g}")
         return f"{value:.4g}" if not value.is_integer() else str(int(value))
     return str(value)

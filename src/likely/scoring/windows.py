@@ -181,7 +181,7 @@ def plan_windows(config: InstanceConfig, span: EventSpan, as_of: date | None) ->
     _check_history(as_of, first_day, window)
     _check_recent(span, as_of, lookback)
     anchors = _anchors(cutoff, first_day, window, config.max_anchors)
-    seasonal = _seasonal_anchor(cutoff, first_day, anchors)
+    seasonal = _seasonal_anchor(cutoff, first_day, anchors, window)
     if seasonal is not None:
         anchors = (*anchors, seasonal)
     history_days = (anchors[-1].date() - first_day).days
@@ -255,11 +255,15 @@ def _stepped(cutoff: datetime, first_day: date, window: int, max_anchors: int,
     return tuple(anchors)
 
 
-def _seasonal_anchor(cutoff: datetime, first_day: date,
-                     anchors: tuple[datetime, ...]) -> datetime | None:
-    """The anchor a calendar year before the cutoff, when 13 months of data reach it."""
+def _seasonal_anchor(cutoff: datetime, first_day: date, anchors: tuple[datetime, ...],
+                     window: int) -> datetime | None:
+    """The anchor a calendar year before the cutoff, when 13 months of data reach it and its
+    outcome window ends by the holdout's start (an outcome window over half a year long would
+    overlap it: the model would train on the holdout's outcomes)."""
     anchor = _year_before(cutoff)
     if anchor in anchors or (anchor.date() - first_day).days < MIN_HISTORY_DAYS:
+        return None
+    if anchors and anchor + timedelta(days=window) > anchors[0]:
         return None
     return anchor
 
