@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from likely.errors import ConfigError, NotFoundError
-from likely.model.train import Candidate, PropensityModel, TrainParams, feature_ids
+from likely.model.train import Candidate, PropensityModel, TrainParams, TreeModel, feature_ids
 from likely.storage import write_bytes
 
 FORMAT = "likely-model"
@@ -210,13 +210,11 @@ def _check_features(saved: list[str], expected: list[str], path: str | Path) -> 
     )
 
 
-def _rebuild(document: dict[str, Any]) -> PropensityModel:
+def restore_trees(model: TreeModel, document: dict[str, Any]) -> TreeModel:
+    """Give ``model`` the booster and feature list a saved document holds (any tree model)."""
     import lightgbm as lgb
 
-    from likely.model.calibration import Calibrator
-
     meta = document["meta"]
-    model = PropensityModel(TrainParams.from_dict(meta["train_params"]))
     model.booster_ = lgb.Booster(model_str=document["booster"])
     model.feature_names_ = list(meta["feature_names"])
     model.categorical_ = list(meta["categorical"])
@@ -224,6 +222,15 @@ def _rebuild(document: dict[str, Any]) -> PropensityModel:
     model.input_kind_ = meta["input_kind"]
     model.best_iteration_ = int(meta["best_iteration"])
     model.params_ = dict(meta["lgb_params"])
+    return model
+
+
+def _rebuild(document: dict[str, Any]) -> PropensityModel:
+    from likely.model.calibration import Calibrator
+
+    meta = document["meta"]
+    model = restore_trees(PropensityModel(TrainParams.from_dict(meta["train_params"])),
+                          document)
     model.holdout_auc_ = float(meta["holdout_auc"])
     model.search_ = [Candidate(**c) for c in meta["search"]]
     model.calibrator_ = Calibrator.from_dict(document["calibrator"])

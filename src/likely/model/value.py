@@ -33,6 +33,7 @@ from likely.model.store import (
     _content_hash,
     _likely_version,
     _read_json,
+    restore_trees,
 )
 from likely.model.train import TreeModel, _threads, _validate
 from likely.storage import write_bytes
@@ -262,8 +263,6 @@ def save_value_model(models: ValueModels, path: str | Path, *, config: dict[str,
 
 def load_value_model(path: str | Path, *, expected_sha256: str | None = None) -> ValueModels:
     """Read what :func:`save_value_model` wrote; refuse a changed or foreign file."""
-    import lightgbm as lgb
-
     document = _read_json(Path(path), FORMAT, FORMAT_VERSION)
     body = {k: v for k, v in document.items() if k != "content_sha256"}
     actual = _content_hash(body)
@@ -273,14 +272,7 @@ def load_value_model(path: str | Path, *, expected_sha256: str | None = None) ->
                              "instance to write a fresh model.", what="hash")
     meta = document["meta"]
     _check_lightgbm(meta, path)
-    trees = ValueModel(ValueParams.from_dict(meta["train_params"]))
-    trees.booster_ = lgb.Booster(model_str=document["booster"])
-    trees.feature_names_ = list(meta["feature_names"])
-    trees.categorical_ = list(meta["categorical"])
-    trees.n_features_in_ = len(trees.feature_names_)
-    trees.input_kind_ = meta["input_kind"]
-    trees.best_iteration_ = int(meta["best_iteration"])
-    trees.params_ = dict(meta["lgb_params"])
+    trees = restore_trees(ValueModel(ValueParams.from_dict(meta["train_params"])), document)
     return ValueModels(trees, BuyTillYouDie.from_dict(document["baseline"]), document["chosen"],
                        int(document["horizon_days"]), meta)
 

@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 from likely.catalog import utcnow
 from likely.data.schema import PROFILE_ID, TIMESTAMP, VALUE
 from likely.errors import ConfigError, DataError, RunError
-from likely.features import FeaturePlan, build_features
+from likely.features import FeaturePlan
 from likely.model import clv_metrics
 from likely.model.value import (
     BuyTillYouDie,
@@ -202,9 +202,7 @@ def _save(ctx: RunContext, plan: FeaturePlan, models: ValueModels,
 def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan,
            models: ValueModels, model_id: str, population: ir.Table) -> None:
     with ctx.stage("scoring"):
-        features = build_features(plan, inputs.events, inputs.profiles, population,
-                                  anchor=windows.cutoff)
-        path = outputs.write_features(ctx, features)
+        path = pipeline.scoring_features(ctx, inputs, windows, plan, population)
         scored = pq.read_table(path, columns=[PROFILE_ID]).column(PROFILE_ID).to_numpy(
             zero_copy_only=False)
         rfm = _aligned(rfm_columns(purchases(ctx, inputs), population, windows.cutoff), scored)

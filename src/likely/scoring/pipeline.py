@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,9 +81,7 @@ def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: Featur
     from likely.scoring import retraining
 
     with ctx.stage("scoring"):
-        features = build_features(plan, inputs.events, inputs.profiles, population,
-                                  anchor=windows.cutoff)
-        path = outputs.write_features(ctx, features)
+        path = scoring_features(ctx, inputs, windows, plan, population)
     scores = outputs.score_and_explain(ctx, plan, model, model_id, windows)
     probability = scores.column("probability").to_numpy()
     _expected_versus_last_window(ctx, probability)
@@ -93,6 +92,14 @@ def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: Featur
                                     kind=ctx.config.type, cutoffs=ctx.config.buckets), ctx.folder)
     with ctx.stage("outcomes"):
         track_outcomes(ctx, inputs, windows)
+
+
+def scoring_features(ctx: RunContext, inputs: RunInputs, windows: RunWindows,
+                     plan: FeaturePlan, population: ir.Table) -> Path:
+    """The scored profiles' features at the cutoff, written to the run's features file."""
+    features = build_features(plan, inputs.events, inputs.profiles, population,
+                              anchor=windows.cutoff)
+    return outputs.write_features(ctx, features)
 
 
 def plan_for_run(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> FeaturePlan:
