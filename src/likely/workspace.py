@@ -321,6 +321,15 @@ class Workspace:
         return _results.run_summary(self.catalog, self.con, self.path, self.instance(name),
                                     run_id)
 
+    def lifetime_value(self, name: str, run_id: str | None = None) -> dict:
+        """A clv instance's run (default: the current run) at a glance: the predicted value's
+        distribution, each value bucket's worth, its top behaviours, and the holdout comparison
+        of the two value models."""
+        from likely.scoring import value_summary as _value
+
+        return _value.value_summary(self.catalog, self.con, self.path, self.instance(name),
+                                    run_id)
+
     def targeting(self, name: str, *, size: int | None = None,
                   threshold: float | None = None) -> dict:
         """What an audience of the top ``size`` (or everyone scoring ≥ ``threshold``) buys:
@@ -331,10 +340,17 @@ class Workspace:
                                   size=size, threshold=threshold)
 
     def evaluation(self, name: str, run_id: str | None = None) -> dict:
-        """Holdout quality of a run's model (default: the current run), graded in words."""
+        """Holdout quality of a run's model (default: the current run), graded in words; for a
+        clv instance, its two value models compared side by side (``models``)."""
         from likely.scoring import results as _results
+        from likely.scoring import value_summary as _value
 
-        return _results.evaluation(self.catalog, self.instance(name), run_id)
+        instance = self.instance(name)
+        found = _results.evaluation(self.catalog, instance, run_id)
+        if instance.config.type == "clv":
+            found.update(models=_value.compare_models(found),
+                         horizon_days=instance.config.horizon_days)
+        return found
 
     def performance(self, name: str) -> dict:
         """Expected against actual rates of the past runs whose outcome window has passed."""

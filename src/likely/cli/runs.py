@@ -28,6 +28,15 @@ from likely.features.plan import behaviour_words
 OPTIMISTIC = "optimistic: the holdout is a random share of the only window"
 runs_app = typer.Typer(help="Runs of an instance.", no_args_is_help=True)
 
+_MODEL_WORDS = {"trees": "trees", "btyd": "BG/NBD x Gamma-Gamma"}
+_OTHER_MODEL = {"trees": "btyd", "btyd": "trees"}
+#: A clv holdout's five metrics as ``runs show`` lists them, with their format.
+VALUE_METRICS = {"gini": ("normalised Gini", "{:.4f}"), "spearman": ("Spearman", "{:.4f}"),
+                 "decile_mape": ("decile MAPE", "{:.4f}"),
+                 "top_decile_capture": ("top-decile capture", "{:.1%}"),
+                 "predicted_total": ("predicted total", "{:,.2f}"),
+                 "actual_total": ("actual total", "{:,.2f}")}
+
 
 def run(
     name: Annotated[str | None, typer.Argument(help="The instance (or --due for all due).")]
@@ -116,18 +125,21 @@ def _run_due(ws, json: bool) -> None:
 
 def _print_summary(ws, name: str, record) -> None:
     holdout = record.metrics.get("holdout", {})
+    value = _is_value(ws, name)
     console.print(f"Run [bold]{record.id}[/] of '{name}' as of {record.as_of}: "
                   f"[green]{record.status}[/] in {sum(record.timings.values()):.1f}s")
-    console.print(f"  holdout AUC {holdout.get('auc', 0):.3f}, PR-AUC "
-                  f"{holdout.get('pr_auc', 0):.3f}, ECE {holdout.get('ece', 0):.3f}"
-                  f"{_optimistic(holdout)}; "
+    quality = _value_quality(record.metrics) if value else (
+        f"AUC {holdout.get('auc', 0):.3f}, PR-AUC {holdout.get('pr_auc', 0):.3f}, "
+        f"ECE {holdout.get('ece', 0):.3f}")
+    console.print(f"  holdout{':' if value else ''} {quality}{_optimistic(holdout)}; "
                   f"scored {fmt_count(record.counts.get('scored_profiles', 0))} profiles")
     if record.metrics.get("expected"):
         console.print(f"  {_expected(record.metrics['expected'])}", highlight=False)
     console.print(f"  buckets: {fmt_buckets(record.counts.get('buckets', {}))}")
     top = _behaviours(ws.factors(name))[:5]
     width = max((len(b["name"]) for b in top), default=0)
-    console.print("  top behaviours (weight = mean |contribution| in log-odds, share):")
+    console.print(f"  top behaviours (weight = mean |contribution| in "
+                  f"{'log-value' if value else 'log-odds'}, share):")
     for b in top:
         console.print(f"    {b['name']:<{width}}  {b['mean_abs_shap']:.3f}  {b['share_pct']:4.1f}%",
                       markup=False, highlight=False)
@@ -136,6 +148,28 @@ def _print_summary(ws, name: str, record) -> None:
         console.print(f"  [yellow]note:[/] {escape(note)}")
     console.print(f"  outputs: {ws.path / 'runs' / record.instance_id / record.id}")
     _print_published(ws.last_publish)
+
+
+def _is_value(ws, name: str) -> bool:
+    """Whether ``name`` is a lifetime-value instance: its metrics and scores are of spend."""
+    return ws.instance(name).config.type == "clv"
+
+
+def _value_quality(metrics: dict) -> str:
+    """A clv run's holdout in one line: the chosen model's Gini against the other's, and the
+    rest of its five metrics."""
+    holdout = metrics.get("holdout") or {}
+    if "gini" not in holdout:
+        return "not measured"
+    chosen = holdout.get("model", "?")
+    other = (metrics.get("value_models") or {}).get(_OTHER_MODEL.get(chosen, ""), {})
+    against = (f" (against {other['gini']:.3f} for {_MODEL_WORDS[_OTHER_MODEL[chosen]]})"
+               if "gini" in other else "")
+    return (f"{_MODEL_WORDS.get(chosen, chosen)} chosen: normalised Gini {holdout['gini']:.3f}"
+            f"{against}, Spearman {holdout['spearman']:.3f}, decile MAPE "
+            f"{holdout['decile_mape']:.3f}, top-decile capture "
+            f"{holdout['top_decile_capture']:.1%}, predicted {holdout['predicted_total']:,.0f} "
+            f"against actual {holdout['actual_total']:,.0f}")
 
 
 def _print_published(report: dict | None) -> None:
@@ -159,18 +193,21 @@ def list_(name: str, workspace: WorkspaceOption = None, json: JsonOption = False
 
     Example: likely runs list buyers
     """
-    runs = open_workspace(workspace).runs(name)
+    ws = open_workspace(workspace)
+    runs = ws.runs(name)
     if json:
         return print_json([r.to_dict() for r in runs])
-    table = Table("run", "as of", "status", "AUC", "scored", "seconds", "model", "drift",
-                  "error")
+    quality = "gini" if _is_value(ws, name) else "auc"
+    table = Table("run", "as of", "status", "Gini" if quality == "gini" else "AUC", "scored",
+                  "seconds", "model", "drift", "error")
     for r in runs:
-        auc = r.metrics.get("holdout", {}).get("auc")
+        measured = r.metrics.get("holdout", {}).get(quality)
         optimistic = "*" if _optimistic(r.metrics.get("holdout", {})) else ""
         if optimistic:
             table.caption = f"* {OPTIMISTIC}"
         retraining, drift = r.metrics.get("retraining"), r.metrics.get("drift")
-        table.add_row(r.id, r.as_of, r.status, f"{auc:.3f}{optimistic}" if auc else "-",
+        table.add_row(r.id, r.as_of, r.status,
+                      f"{measured:.3f}{optimistic}" if measured is not None else "-",
                       fmt_count(r.counts.get("scored_profiles", "-")),
                       f"{sum(r.timings.values()):.1f}",
                       ("trained" if retraining["retrained"] else "re-scored") if retraining
@@ -212,6 +249,8 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
     for key in ("auc", "pr_auc", "brier", "log_loss", "ece"):
         if key in holdout:
             table.add_row(f"holdout {key}", f"{holdout[key]:.4f}{_optimistic(holdout)}")
+    for label, value in _value_rows(record.metrics):
+        table.add_row(label, value)
     if holdout.get("calibration_measured_on"):
         table.add_row("calibration measured on", holdout["calibration_measured_on"] +
                       " holdout probabilities")
@@ -221,9 +260,10 @@ def show(name: str, run_id: Annotated[str | None, typer.Argument()] = None,
         table.add_row("holdout top-10% lift", f"{holdout['lift'][0]['lift']:.2f}x")
     model = record.metrics.get("model", {})
     if model.get("num_leaves"):
-        chosen = (model.get("calibration") or {}).get("chosen", "?")
+        fitted = (f"objective {model['objective']}" if model.get("objective") == "tweedie"
+                  else f"calibration {(model.get('calibration') or {}).get('chosen', '?')}")
         table.add_row("model", f"{model['num_leaves']} leaves x {model['best_iteration']} trees, "
-                               f"{model['features']} features, calibration {chosen}")
+                               f"{model['features']} features, {fitted}")
     for note in record.notes:
         table.add_row("note", escape(note))
     console.print(table)
@@ -234,7 +274,35 @@ def _optimistic(holdout: dict) -> str:
     return "" if holdout.get("out_of_time", True) else f" ({OPTIMISTIC})"
 
 
+def _value_rows(metrics: dict) -> list[tuple[str, str]]:
+    """A clv run's holdout as ``runs show`` rows: the chosen model, each of the five metrics
+    for it, and the other model's next to it."""
+    holdout = metrics.get("holdout") or {}
+    if "gini" not in holdout:
+        return []
+    chosen = holdout.get("model", "?")
+    other = _OTHER_MODEL.get(chosen, "")
+    compared = (metrics.get("value_models") or {}).get(other) or {}
+    rows = [("holdout model", f"{_MODEL_WORDS.get(chosen, chosen)} chosen over "
+                              f"{_MODEL_WORDS.get(other, other)} by normalised Gini"
+                              f"{_optimistic(holdout)}"),
+            ("holdout buyers", f"{fmt_count(holdout.get('buyers'))} of "
+                               f"{fmt_count(holdout.get('rows'))} profiles")]
+    for key, (label, form) in VALUE_METRICS.items():
+        if key in holdout:
+            against = (f" ({_MODEL_WORDS.get(other, other)}: {form.format(compared[key])})"
+                       if key in compared and key != "actual_total" else "")
+            rows.append((f"holdout {label}", form.format(holdout[key]) + against))
+    return rows
+
+
 def _expected(expected: dict) -> str:
+    if "predicted_value_total" in expected:  # a clv run: what the scored profiles are worth
+        n = expected.get("scored_profiles") or 0
+        mean = expected["predicted_value_total"] / n if n else 0.0
+        return (f"predicted value {expected['predicted_value_total']:,.0f} over "
+                f"{fmt_count(n)} scored profiles (mean {mean:,.2f}); expected purchases "
+                f"{expected.get('expected_purchases_total', 0):,.0f}")
     last = expected.get("last_window") or {}
     return (f"expected to meet the goal: {expected['expected_goal_profiles']:,.0f} of "
             f"{fmt_count(expected['scored_profiles'])} scored ({expected['expected_rate']:.1%}); "
@@ -245,25 +313,47 @@ def _expected(expected: dict) -> str:
 def scores(
     name: str,
     profile: Annotated[str | None, typer.Option(help="One profile id.")] = None,
-    top: Annotated[int, typer.Option(help="Show the N most likely.")] = 20,
+    top: Annotated[int, typer.Option(help="Show the N most likely (clv: most valuable).")] = 20,
     workspace: WorkspaceOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Current scores, most likely first.
+    """Current scores, most likely first (a clv instance: most valuable first).
 
     Example: likely scores buyers --top 10
     """
-    rows = open_workspace(workspace).scores(name, profile_id=profile, top=top).to_pylist()
+    ws = open_workspace(workspace)
+    rows = ws.scores(name, profile_id=profile, top=top).to_pylist()
     if json:
         return print_json(rows)
-    table = Table("profile", "score", "percentile", "bucket", "probability", "top reason")
-    for r in rows:
-        factor = (r["influential_factors"] or [None])[0]
-        reason = (f"{factor.get('behaviour') or factor['name']} ({factor['direction']}): "
-                  f"{factor['name']} = {fmt_value(factor['value'])}" if factor else "-")
-        table.add_row(r["profile_id"], f"{r['score']:.1f}", str(r["percentile"]), r["bucket"],
-                      f"{r['probability']:.3f}", reason)
+    if _is_value(ws, name):
+        table = Table("profile", "predicted value", "value bucket", "expected purchases",
+                      "probability active", "score", "top reason")
+        for r in rows:
+            table.add_row(r["profile_id"], f"{r['predicted_value']:,.2f}", r["value_bucket"],
+                          f"{r['expected_purchases']:.2f}", _share(r["probability_active"]),
+                          f"{r['score']:.1f}", _reason(r))
+    else:
+        table = Table("profile", "score", "percentile", "bucket", "probability", "top reason")
+        for r in rows:
+            table.add_row(r["profile_id"], f"{r['score']:.1f}", str(r["percentile"]),
+                          r["bucket"], f"{r['probability']:.3f}", _reason(r))
     console.print(table)
+
+
+def _reason(row: dict) -> str:
+    factor = (row["influential_factors"] or [None])[0]
+    return (f"{factor.get('behaviour') or factor['name']} ({factor['direction']}): "
+            f"{factor['name']} = {fmt_value(factor['value'])}" if factor else "-")
+
+
+def _share(probability: float | None) -> str:
+    """A probability active as a share; a profile that never bought has none."""
+    return "never bought" if probability is None else f"{probability:.1%}"
+
+
+def _active_words(probability: float | None) -> str:
+    return ("never bought, so no probability active" if probability is None
+            else f"probability active {probability:.1%}")
 
 
 def explain(name: str, profile_id: str, workspace: WorkspaceOption = None,
@@ -272,13 +362,23 @@ def explain(name: str, profile_id: str, workspace: WorkspaceOption = None,
 
     Example: likely explain buyers p000123
     """
-    result = open_workspace(workspace).explain(name, profile_id)
+    ws = open_workspace(workspace)
+    result = ws.explain(name, profile_id)
     if json:
         return print_json(result)
     p = result["profile"]
-    console.print(f"Profile [bold]{profile_id}[/]: score {p['score']:.1f} ({p['bucket']}), "
-                  f"percentile {p['percentile']}, probability {p['probability']:.3f} "
-                  f"as of {p['score_date']}")
+    if _is_value(ws, name):
+        horizon = ws.instance(name).config.horizon_days
+        console.print(f"Profile [bold]{profile_id}[/]: predicted value "
+                      f"{p['predicted_value']:,.2f} over the next {horizon} days "
+                      f"({p['value_bucket']}, {p['bucket']}), value percentile "
+                      f"{p['value_percentile']}, expected purchases "
+                      f"{p['expected_purchases']:.2f}, "
+                      f"{_active_words(p['probability_active'])} as of {p['score_date']}")
+    else:
+        console.print(f"Profile [bold]{profile_id}[/]: score {p['score']:.1f} ({p['bucket']}), "
+                      f"percentile {p['percentile']}, probability {p['probability']:.3f} "
+                      f"as of {p['score_date']}")
     table = Table("behaviour", "strongest factor", "value", "effect", "importance")
     for f in p["influential_factors"] or []:
         effect = "raises" if f["direction"] == "+" else "lowers"
@@ -299,7 +399,8 @@ def factors(
     """What moves the scores: behaviours by weight, each with its strongest factors.
 
     A behaviour's weight is the mean, over the scored profiles, of |the sum of its factors'
-    contributions| (log-odds); share is its part of all behaviours' weights.
+    contributions| (log-odds; log-value for a clv instance); share is its part of all
+    behaviours' weights.
 
     Example: likely factors buyers --top 5
     """
@@ -329,19 +430,30 @@ def target(
 ) -> None:
     """What an audience buys: expected goal profiles, precision, share of all expected.
 
-    Expected counts are sums of calibrated probabilities over the current run's scores.
+    Expected counts are sums of calibrated probabilities over the current run's scores; for a
+    clv instance, sums of predicted value (and its mean per profile).
 
     Example: likely target buyers --size 10000
     """
-    result = open_workspace(workspace).targeting(name, size=size, threshold=threshold)
+    ws = open_workspace(workspace)
+    result = ws.targeting(name, size=size, threshold=threshold)
     if json:
         return print_json(result)
+    audience = (f"Top {result['profiles']:,} of {result['scored_profiles']:,} scored profiles "
+                f"(scores of {result['score_date']}, lowest score "
+                f"{fmt_value(result['lowest_score'])}):")
+    if _is_value(ws, name):  # the "expected" figures of a clv run are predicted value
+        mean = result["expected_precision"]
+        console.print(
+            f"{audience} predicted value {result['expected_goal_profiles']:,.0f}, "
+            f"{'-' if mean is None else f'{mean:,.2f}'} per profile, "
+            f"{fmt_value(result['captured_pct'])}% of all "
+            f"{result['total_expected_goal_profiles']:,.0f} predicted.")
+        return None
     precision = result["expected_precision"]
     console.print(
-        f"Top {result['profiles']:,} of {result['scored_profiles']:,} scored profiles "
-        f"(scores of {result['score_date']}, lowest score {fmt_value(result['lowest_score'])}):"
-        f" {result['expected_goal_profiles']:,.0f} expected to meet the goal, precision "
-        f"{'-' if precision is None else f'{precision:.1%}'}, "
+        f"{audience} {result['expected_goal_profiles']:,.0f} expected to meet the goal, "
+        f"precision {'-' if precision is None else f'{precision:.1%}'}, "
         f"{fmt_value(result['captured_pct'])}% of all "
         f"{result['total_expected_goal_profiles']:,.0f} expected.")
 

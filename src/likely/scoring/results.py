@@ -23,7 +23,7 @@ from likely.scoring import records
 from likely.scoring.instances import Instance
 from likely.scoring.outcomes import read_outcome, window_end
 from likely.scoring.outputs import FACTORS_FILE, PROFILE_SCORES_FILE, SCORES_FILE, run_files
-from likely.scoring.summary import build_summary, read_summary, target, write_summary
+from likely.scoring.summary import MEASURES, build_summary, read_summary, target, write_summary
 from likely.storage import export_expr
 
 if TYPE_CHECKING:
@@ -77,7 +77,9 @@ def scores(
     table = current_table(catalog, con, root, instance)
     if profile_id is not None:
         table = table.filter(table[PROFILE_ID] == profile_id)
-    table = table.order_by([ibis.desc("probability"), PROFILE_ID])
+    # a clv run's probability is that of being active: its customers rank by predicted value
+    ranked = MEASURES.get(instance.config.type, "probability")
+    table = table.order_by([ibis.desc(ranked), PROFILE_ID])
     if top is not None:
         table = table.limit(top)
     return table.to_pyarrow()
@@ -161,8 +163,9 @@ def evaluation(catalog: Catalog, instance: Instance, run_id: str | None = None) 
 
     run = find_run(catalog, instance, run_id) if run_id else current_run(catalog, instance)
     holdout = run.metrics.get("holdout") or {}
-    return {"instance": instance.name, "run_id": run.id, "score_date": run.as_of,
-            "status": run.status, "grade": grade(holdout.get("auc")), "holdout": holdout,
+    return {"instance": instance.name, "type": instance.config.type, "run_id": run.id,
+            "score_date": run.as_of, "status": run.status, "grade": grade(holdout.get("auc")),
+            "holdout": holdout, "value_models": run.metrics.get("value_models"),
             "training_windows": run.metrics.get("training_windows", []),
             "expected": run.metrics.get("expected"), "notes": run.notes,
             "optimistic": holdout.get("out_of_time") is False}

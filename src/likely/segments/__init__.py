@@ -1,7 +1,8 @@
 """Segments: audiences from scores, reasons and profile attributes.
 
 A segment's rule is a condition (the same whitelist parser as goals) over ``<instance>.<field>``
-and profile attributes, e.g. ``"purchase-30d".bucket = 'High' AND loyalty_tier IN ('gold')``.
+(a clv instance adds its value fields: :func:`rules.score_fields`) and profile attributes,
+e.g. ``"purchase-30d".bucket = 'High' AND loyalty_tier IN ('gold')``.
 Published segments are materialised after every run of the instances they read, so membership
 has a history. Segments read the run outputs through the catalog; nothing here changes a run.
 
@@ -29,7 +30,14 @@ from likely.segments.publish import (
     publish_history,
     refresh_automatic,
 )
-from likely.segments.rules import SCORE_FIELDS, available_fields, bucket_rule, check_rule
+from likely.segments.rules import (
+    SCORE_FIELDS,
+    VALUE_FIELDS,
+    available_fields,
+    bucket_rule,
+    check_rule,
+    score_fields,
+)
 from likely.segments.store import (
     Segment,
     create_segment,
@@ -39,8 +47,8 @@ from likely.segments.store import (
     list_segments,
 )
 
-__all__ = ["SCORE_FIELDS", "Segment", "after_run", "available_fields", "basis", "bucket_rule",
-           "check_rule", "create_segment", "delete_segment", "edit_segment", "get_segment",
-           "history", "list_segments", "members", "members_date", "memberships", "preview",
-           "publish", "publish_history", "refresh_automatic", "rule_in_words", "segment_members",
-           "show", "size"]
+__all__ = ["SCORE_FIELDS", "VALUE_FIELDS", "Segment", "after_run", "available_fields", "basis",
+           "bucket_rule", "check_rule", "create_segment", "delete_segment", "edit_segment",
+           "get_segment", "history", "list_segments", "members", "members_date", "memberships",
+           "preview", "publish", "publish_history", "refresh_automatic", "rule_in_words",
+           "score_fields", "segment_members", "show", "size"]

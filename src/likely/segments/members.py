@@ -23,8 +23,9 @@ from likely.data.schema import PROFILE_ID
 from likely.engine import read_parquet
 from likely.errors import NotFoundError
 from likely.scoring import records
+from likely.scoring.instances import Instance
 from likely.scoring.outputs import SCORES_FILE
-from likely.segments.rules import SCORE_FIELDS, Rule
+from likely.segments.rules import Rule, score_fields
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 #: The score fields every member row carries per instance, besides those the rule reads.
 SHOWN_FIELDS = ("bucket", "score", "percentile", "probability")
+#: ...and per lifetime-value instance: what a customer is worth, rather than a probability.
+SHOWN_VALUE_FIELDS = ("bucket", "score", "percentile", "predicted_value", "value_bucket",
+                      "expected_purchases", "probability_active")
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,16 @@ def _candidates(con: BaseBackend, root: Path, rule: Rule, at: Basis) -> ir.Table
     return joined.select(PROFILE_ID, *[c for t in tables for c in t.columns if c != PROFILE_ID])
 
 
-def _instance_columns(con: BaseBackend, root: Path, rule: Rule, instance,
+def _instance_columns(con: BaseBackend, root: Path, rule: Rule, instance: Instance,
                       at: Basis) -> ir.Table:
     """``profile_id`` and ``<instance>.<field>`` from its basis run (all null without one)."""
-    fields = [*SHOWN_FIELDS, *[f for f in rule.fields(instance) if f not in SHOWN_FIELDS]]
+    shown = shown_fields(instance)
+    fields = [*shown, *[f for f in rule.fields(instance) if f not in shown]]
     run = at.runs.get(instance.name)
     if run is None:
+        kinds = score_fields(instance)
         empty = ibis.memtable({PROFILE_ID: []}, schema={PROFILE_ID: "string"})
-        return empty.select(PROFILE_ID, **{f"{instance.name}.{f}": _null_field(f)
+        return empty.select(PROFILE_ID, **{f"{instance.name}.{f}": ibis.null(kinds[f][0])
                                            for f in fields})
     scores = read_parquet(con, [records.run_dir(root, instance.id, run.id) / SCORES_FILE])
     values = {"top_reason": scores.influential_factors[0].behaviour,
@@ -112,8 +118,9 @@ def _instance_columns(con: BaseBackend, root: Path, rule: Rule, instance,
         f"{instance.name}.{f}": values[f] if f in values else scores[f] for f in fields})
 
 
-def _null_field(field: str) -> ir.Value:
-    return ibis.null(SCORE_FIELDS[field][0])
+def shown_fields(instance: Instance) -> tuple[str, ...]:
+    """The fields a member row shows of ``instance`` whatever the rule reads."""
+    return SHOWN_VALUE_FIELDS if instance.config.type == "clv" else SHOWN_FIELDS
 
 
 def _with_attributes(catalog: Catalog, con: BaseBackend, root: Path, rule: Rule,

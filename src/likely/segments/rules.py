@@ -3,6 +3,8 @@
 A rule reads ``<instance>.<field>`` for the latest scores of any instance (quote a name with a
 dash: ``"purchase-30d".bucket``) and the profile attributes of those instances' profiles
 datasets, unqualified (``loyalty_tier IN ('gold')``), as they were known at the score date.
+A lifetime-value instance (``type: clv``) also offers its value columns
+(``clv_90d.predicted_value > 500``, ``clv_90d.value_bucket = 'top 10%'``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.datatypes as dt
+import numpy as np
 import sqlglot
 from sqlglot import exp
 
@@ -20,8 +23,9 @@ from likely.data.datasets import get_dataset
 from likely.data.profiles import NOT_ATTRIBUTES
 from likely.errors import ConditionError, ConfigError, NotFoundError
 from likely.scoring.instances import Instance, list_instances
+from likely.scoring.outputs import value_buckets
 
-#: The fields of an instance's scores a rule may read, with their types and meaning.
+#: The fields of a propensity instance's scores a rule may read, with their types and meaning.
 SCORE_FIELDS: dict[str, tuple[str, str]] = {
     "bucket": ("string", "High, Medium or Low"),
     "score": ("float64", "0–100"),
@@ -29,6 +33,22 @@ SCORE_FIELDS: dict[str, tuple[str, str]] = {
     "probability": ("float64", "calibrated probability of the goal"),
     "top_reason": ("string", "the behaviour of the strongest reason, e.g. 'cart adds'"),
     "reasons": ("array<string>", "the behaviours of all reasons: 'cart adds' IN x.reasons"),
+}
+#: A lifetime-value instance's fields: its value columns besides the shared ones, whose meaning
+#: changes (the score ranks predicted value; the probability is that of still being active).
+VALUE_FIELDS: dict[str, tuple[str, str]] = {
+    "predicted_value": ("float64", "predicted spend over the horizon"),
+    "value_percentile": ("int16", "1–100: 100 = the most valuable 1%"),
+    "value_bucket": ("string", "the value bucket in words: 'top 10%', 'next 30%' or 'rest'"),
+    "expected_purchases": ("float64", "expected purchases over the horizon (BG/NBD)"),
+    "probability_active": ("float64", "probability the customer is still active (null: never "
+                                      "bought)"),
+    "bucket": ("string", "High (top 10% by value), Medium (next 30%) or Low (rest)"),
+    "score": ("float64", "0–100: share of scored profiles predicted to be worth less"),
+    "percentile": ("int16", "1–100: same as value_percentile"),
+    "probability": ("float64", "probability the customer is still active"),
+    "top_reason": SCORE_FIELDS["top_reason"],
+    "reasons": SCORE_FIELDS["reasons"],
 }
 BUCKETS = ("High", "Medium", "Low")
 
@@ -47,7 +67,24 @@ class Rule:
 
     def fields(self, instance: Instance) -> list[str]:
         """The score fields of ``instance`` the rule reads."""
-        return [f for f in SCORE_FIELDS if f"{instance.name}.{f}" in self.condition.columns]
+        return [f for f in score_fields(instance)
+                if f"{instance.name}.{f}" in self.condition.columns]
+
+
+def score_fields(instance: Instance) -> dict[str, tuple[str, str]]:
+    """The fields a rule may read of ``instance``: a clv instance's scores carry its value
+    columns, and its buckets are shares of customers by predicted value."""
+    if instance.config.type != "clv":
+        return SCORE_FIELDS
+    horizon = instance.config.horizon_days
+    top, middle = value_buckets(np.array(["High", "Medium"]), instance.config.buckets)
+    words = {
+        "predicted_value": f"predicted spend over the next {horizon} days",
+        "expected_purchases": f"expected purchases over the next {horizon} days (BG/NBD)",
+        "value_bucket": f"the value bucket in words: '{top}', '{middle}' or 'rest'",
+        "bucket": f"High ({top} by predicted value), Medium ({middle}) or Low (rest)",
+    }
+    return {f: (kind, words.get(f, meaning)) for f, (kind, meaning) in VALUE_FIELDS.items()}
 
 
 def bucket_rule(instance: Instance, bucket: str) -> str:
@@ -86,8 +123,9 @@ def available_fields(catalog: Catalog, root) -> dict:
     instances = list_instances(catalog)
     return {
         "instances": [{"name": i.name, "reference": reference(i.name),
+                       "type": i.config.type,
                        "fields": [{"name": f, "type": kind, "meaning": meaning}
-                                  for f, (kind, meaning) in SCORE_FIELDS.items()]}
+                                  for f, (kind, meaning) in score_fields(i).items()]}
                       for i in instances],
         "attributes": [{"name": name, "type": str(kind), "dataset": dataset}
                        for name, (kind, dataset) in _attributes(catalog, root,
@@ -102,7 +140,8 @@ def check_rule(catalog: Catalog, root, text: str) -> Rule:
     attributes = _attributes(catalog, root, list(instances.values()))
     columns: dict[str, dt.DataType] = {
         f"{name}.{field}": ibis.dtype(kind)
-        for name in instances for field, (kind, _) in SCORE_FIELDS.items()}
+        for name, instance in instances.items()
+        for field, (kind, _) in score_fields(instance).items()}
     columns.update({name: kind for name, (kind, _) in attributes.items()})
     condition = parse_condition(text, columns)
     used = sorted({c.rsplit(".", 1)[0] for c in condition.columns if c not in attributes})

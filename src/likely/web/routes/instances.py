@@ -138,6 +138,7 @@ def _run_line(run: dict[str, Any]) -> dict[str, Any]:
         "scored_profiles": (run.get("counts") or {}).get("scored_profiles"),
         "buckets": (run.get("counts") or {}).get("buckets"),
         "auc": holdout.get("auc"), "pr_auc": holdout.get("pr_auc"),
+        "gini": holdout.get("gini"), "value_model": holdout.get("model"),
         "optimistic": holdout.get("out_of_time") is False,
         "seconds": round(sum((run.get("timings") or {}).values()), 1),
         "model": _model_words(run.get("metrics") or {}),
@@ -158,9 +159,21 @@ def _model_words(metrics: dict[str, Any]) -> str | None:
 # -- latest scores, targeting -------------------------------------------------------------------
 
 
-@api.get("/instances/{name}/scores", summary="Latest scores: buckets, distribution, factors")
+@api.get("/instances/{name}/scores", summary="Latest scores: buckets, distribution, factors "
+                                             "(clv: and the lifetime value card)")
 def latest_scores(request: Request, name: str) -> dict[str, Any]:
-    return workspace(request).summary(name)
+    ws = workspace(request)
+    summary = ws.summary(name)
+    if ws.instance(name).config.type == "clv":
+        summary["lifetime_value"] = ws.lifetime_value(name, summary["run_id"])
+    return summary
+
+
+@api.get("/instances/{name}/value", summary="A clv instance's lifetime value: predicted value "
+                                            "distribution, value buckets, top behaviours, "
+                                            "holdout comparison of the two value models")
+def lifetime_value(request: Request, name: str, run: str | None = None) -> dict[str, Any]:
+    return workspace(request).lifetime_value(name, run)
 
 
 @api.get("/instances/{name}/targeting", summary="What an audience of the top scores buys")
@@ -181,7 +194,8 @@ def scores_page(request: Request, name: str) -> Response:
 # -- evaluation, performance --------------------------------------------------------------------
 
 
-@api.get("/instances/{name}/evaluation", summary="Model quality on the holdout, graded")
+@api.get("/instances/{name}/evaluation", summary="Model quality on the holdout, graded "
+                                                 "(clv: the two value models compared)")
 def evaluation(request: Request, name: str, run: str | None = None) -> dict[str, Any]:
     return workspace(request).evaluation(name, run)
 

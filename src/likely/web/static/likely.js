@@ -7,6 +7,7 @@ const PAGE = document.body.dataset.page;
 const COLOURS = {
   conversion: { High: "#009E73", Medium: "#F0E442", Low: "#56B4E9" },
   churn: { High: "#D55E00", Medium: "#F0E442", Low: "#56B4E9" },
+  clv: { High: "#CC79A7", Medium: "#F0E442", Low: "#56B4E9" },
 };
 const PLOT = { displayModeBar: false, responsive: true };
 const FONT = { family: "system-ui, sans-serif", size: 13 };
@@ -219,33 +220,52 @@ function setUpScores() {
   })), { barmode: "stack", xaxis: { title: "score", range: [0, 100] },
          yaxis: { title: "profiles" } });
   setUpTargeting();
+  if (DATA.type === "clv") setUpLifetimeValue(colours);
   setUpFactors(colours);
   setUpCreateSegment();
 }
 
+// A clv instance's Lifetime value card: its tables are in the page; the distribution is drawn here.
+function setUpLifetimeValue(colours) {
+  const lv = DATA.lifetime_value;
+  if (!lv || !lv.distribution.labels.length) return;
+  const d = lv.distribution;
+  const words = Object.fromEntries(lv.buckets.map((b) => [b.bucket, b.value_bucket || b.bucket]));
+  plot("value-distribution", ["Low", "Medium", "High"].map((b) => ({
+    type: "bar", name: `${words[b]} (${b})`, x: d.labels, y: d.counts[b] || [],
+    marker: { color: colours[b], line: { color: "rgba(0,0,0,.35)", width: 0.5 } },
+    hovertemplate: `${words[b]}: %{y:,} profiles predicted %{x}<extra></extra>`,
+  })), { barmode: "stack", bargap: 0.05, margin: { l: 50, r: 16, t: 10, b: 70 },
+         xaxis: { type: "category", title: `predicted value over ${lv.horizon_days} days`,
+                  tickangle: -45, automargin: true, nticks: 12 },
+         yaxis: { title: "profiles" }, legend: { orientation: "h", y: -0.45 } });
+}
+
 function setUpTargeting() {
   const curve = DATA.targeting;
+  const value = DATA.type === "clv";  // a clv run's "expected" figures are predicted value
+  const measure = value ? "predicted value" : "expected goal profiles";
   const slider = document.getElementById("target-slider");
   const number = document.getElementById("target-value");
   const label = document.getElementById("target-label");
   let mode = "size";
   const total = curve.total_expected;
   const gains = (marker) => plot("gains", [
-    { type: "scatter", mode: "lines", name: "expected goal profiles", x: curve.profiles,
+    { type: "scatter", mode: "lines", name: measure, x: curve.profiles,
       y: curve.expected, line: { color: "#0072B2", width: 2 },
-      hovertemplate: "top %{x:,}: %{y:,.0f} expected<extra></extra>" },
+      hovertemplate: `top %{x:,}: %{y:,.0f} ${value ? "predicted" : "expected"}<extra></extra>` },
     { type: "scatter", mode: "lines", name: "random audience", x: [0, DATA.scored_profiles],
       y: [0, total], line: { color: "#888", dash: "dot" }, hoverinfo: "skip" },
     { type: "scatter", mode: "markers", name: "your audience", x: [marker.profiles],
       y: [marker.expected_goal_profiles], marker: { size: 11, color: "#E69F00",
       line: { color: "#000", width: 1 } }, hoverinfo: "skip" },
   ], { xaxis: { title: "audience size (top scores first)" },
-       yaxis: { title: "expected goal profiles" } });
+       yaxis: { title: measure } });
   const show = (t) => {
     document.getElementById("t-profiles").textContent = `${fmt(t.profiles)} (${fmt(t.share_of_scored_pct, 1)}%)`;
     document.getElementById("t-expected").textContent = fmt(t.expected_goal_profiles);
-    document.getElementById("t-precision").textContent =
-      t.expected_precision === null ? "–" : `${fmt(100 * t.expected_precision, 1)}%`;
+    document.getElementById("t-precision").textContent = t.expected_precision === null ? "–"
+      : value ? fmt(t.expected_precision, 2) : `${fmt(100 * t.expected_precision, 1)}%`;
     document.getElementById("t-captured").textContent =
       t.captured_pct === null ? "–" : `${fmt(t.captured_pct, 1)}%`;
     document.getElementById("t-lowest").textContent = t.lowest_score === null ? "–" : fmt(t.lowest_score, 1);
@@ -352,7 +372,7 @@ function setUpCreateSegment() {
 // -- evaluation, performance, profile ------------------------------------------------------------
 
 function setUpEvaluation() {
-  if (!DATA || DATA.empty) return;
+  if (!DATA || DATA.empty || !DATA.holdout.lift) return;  // a clv run's page is all tables
   const lift = DATA.holdout.lift;
   plot("lift", [
     { type: "bar", name: "lift", x: lift.map((d) => d.decile), y: lift.map((d) => d.lift),
