@@ -33,7 +33,7 @@ from likely.scoring.scores import (
     relative_scores,
     top_reasons,
 )
-from likely.scoring.summary import RunFiles, value_distribution
+from likely.scoring.summary import RunFiles, value_distributions
 from likely.scoring.windows import RunWindows
 from likely.storage import write_expr, write_json, write_table
 
@@ -252,8 +252,10 @@ def global_factors(ctx: RunContext, plan: FeaturePlan, weights: BehaviourWeights
     features = read_parquet(ctx.con, [ctx.folder / FEATURES_FILE])
     scores = read_parquet(ctx.con, [ctx.folder / SCORES_FILE]).select(PROFILE_ID, "bucket")
     joined = features.join(scores, PROFILE_ID)
-    for entry in factors[:TOP_GLOBAL]:
-        entry["by_bucket"] = value_distribution(joined, entry["factor"], entry["kind"])
+    top = factors[:TOP_GLOBAL]
+    found = value_distributions(joined, {e["factor"]: e["kind"] for e in top})
+    for entry in top:
+        entry["by_bucket"] = found[entry["factor"]]
     return {"generated_for": ctx.run_id, "factors": factors,
             "sources": behaviour_weights(weights.behaviours, weights.behaviour_mean_abs(),
                                          mean_abs)}
