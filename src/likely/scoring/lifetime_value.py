@@ -24,7 +24,6 @@ import ibis
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy.stats import spearmanr
 
 from likely.catalog import utcnow
 from likely.data.schema import PROFILE_ID, TIMESTAMP, VALUE
@@ -155,6 +154,8 @@ def _aligned(rfm: dict[str, Any], ids: np.ndarray) -> dict[str, np.ndarray]:
 
 def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """How well ``predicted`` matches the holdout's ``actual`` spend (see the module docstring)."""
+    from scipy.stats import spearmanr
+
     return {
         "gini": round(clv_metrics.normalised_gini(actual, predicted), 4),
         "spearman": round(float(spearmanr(actual, predicted).statistic), 4),

@@ -18,7 +18,6 @@ from likely.data.schema import PROFILE_ID
 from likely.engine import read_parquet
 from likely.features import FeaturePlan, arrow_frame
 from likely.model.explain import ShapAccumulator, contributions
-from likely.model.value import value_from_raw
 from likely.scoring import records
 from likely.scoring.scores import (
     BUCKETS,
@@ -80,6 +79,8 @@ def score_and_explain_value(
 ) -> pa.Table:
     """A clv run's scores: predicted value from the chosen model, the baseline's expected
     purchases and probability active, value percentile and bucket, the trees' reasons."""
+    from likely.model.value import value_from_raw
+
     batches = explain_batches(ctx, plan, models.trees, explain=models.chosen == "trees")
     value = (value_from_raw(batches.raw) if models.chosen == "trees"
              else baseline["predicted_value"])

@@ -29,7 +29,6 @@ from likely.catalog import Catalog
 from likely.features import FeaturePlan
 from likely.model import drift
 from likely.model.store import load_model
-from likely.model.value import load_value_model
 from likely.scoring import records
 from likely.scoring.instances import Instance
 from likely.storage import write_json
@@ -91,6 +90,8 @@ def reuse(ctx: RunContext, base: records.RunRecord
     describes the model (holdout metrics, training windows) into this run's record."""
     source = records.run_dir(ctx.root, ctx.instance.id, base.id)
     row = ctx.catalog.query_one("SELECT sha256 FROM models WHERE id = ?", (base.model_id,))
+    from likely.model.value import load_value_model
+
     load = load_value_model if ctx.config.type == "clv" else load_model
     model = load(source / MODEL_FILE, expected_sha256=row["sha256"] if row else None)
     document = _model_document(source / MODEL_FILE)

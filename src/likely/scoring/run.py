@@ -26,7 +26,7 @@ from likely.data.profiles import Profiles
 from likely.data.quality import id_overlap
 from likely.errors import LikelyError, RunError
 from likely.model.labels import Exclusion, GoalRule, PopulationRule
-from likely.scoring import lifetime_value, pipeline, records, retraining
+from likely.scoring import pipeline, records, retraining
 from likely.scoring.instances import Instance, outputs_dir
 from likely.scoring.records import FAILED, RUNNING, SUCCESS, SUPERSEDED, RunRecord
 from likely.scoring.windows import event_span, plan_windows
@@ -151,7 +151,9 @@ def _execute(ctx: RunContext, as_of: date | None, retrain: bool) -> tuple[date, 
             ctx.catalog.update("runs", "id", ctx.run_id, {"as_of": windows.as_of.isoformat()})
     decision = retraining.decide(ctx.catalog, ctx.instance, windows.as_of, force=retrain)
     retraining.record(ctx, decision, windows.as_of)
-    stages = lifetime_value if ctx.config.type == "clv" else pipeline
+    stages = pipeline
+    if ctx.config.type == "clv":  # imported here: its scipy costs every other run 1 s to load
+        from likely.scoring import lifetime_value as stages
     if decision.retrain:
         model_id = stages.train_and_score(ctx, inputs, windows)
     else:
