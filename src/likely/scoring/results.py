@@ -119,6 +119,17 @@ def export(
     return export_expr(current_table(catalog, con, root, instance), out, fmt)
 
 
+def successful_run(catalog: Catalog, root: Path, instance: Instance, run_id: str | None,
+                   missing: str) -> tuple[records.RunRecord, Path]:
+    """A successful run (default: the current one) and its folder; any other run is refused,
+    saying what it lacks (``missing``, e.g. "has no scores to summarise")."""
+    run = find_run(catalog, instance, run_id) if run_id else current_run(catalog, instance)
+    if run.status != records.SUCCESS:
+        raise NotFoundError(f"Run '{run.id}' of instance '{instance.name}' has status "
+                            f"'{run.status}', so it {missing}.")
+    return run, records.run_dir(root, instance.id, run.id)
+
+
 def run_summary(
     catalog: Catalog, con: BaseBackend, root: Path, instance: Instance, run_id: str | None = None
 ) -> dict[str, Any]:
@@ -126,11 +137,7 @@ def run_summary(
 
     Runs written before summaries existed get theirs built once, on first request, and kept.
     """
-    run = find_run(catalog, instance, run_id) if run_id else current_run(catalog, instance)
-    if run.status != records.SUCCESS:
-        raise NotFoundError(f"Run '{run.id}' of instance '{instance.name}' has status "
-                            f"'{run.status}', so it has no scores to summarise.")
-    folder = records.run_dir(root, instance.id, run.id)
+    run, folder = successful_run(catalog, root, instance, run_id, "has no scores to summarise")
     summary = read_summary(folder)
     if summary is None:
         summary = build_summary(con, run_files(folder), run_id=run.id, kind=instance.config.type,

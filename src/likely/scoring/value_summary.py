@@ -27,12 +27,11 @@ import ibis
 
 from likely.catalog import Catalog
 from likely.engine import read_parquet
-from likely.errors import ConfigError, NotFoundError
+from likely.errors import ConfigError
 from likely.features.plan import behaviour_words
-from likely.scoring import records
 from likely.scoring.instances import Instance
 from likely.scoring.outputs import FACTORS_FILE, SCORES_FILE
-from likely.scoring.results import current_run, find_run
+from likely.scoring.results import successful_run
 from likely.scoring.scores import BUCKETS
 from likely.storage import write_json
 
@@ -65,11 +64,7 @@ def value_summary(catalog: Catalog, con: BaseBackend, root: Path, instance: Inst
     if instance.config.type != "clv":
         raise ConfigError(f"Instance '{instance.name}' is a {instance.config.type} instance; "
                           "only a clv (lifetime value) instance predicts value.")
-    run = find_run(catalog, instance, run_id) if run_id else current_run(catalog, instance)
-    if run.status != records.SUCCESS:
-        raise NotFoundError(f"Run '{run.id}' of instance '{instance.name}' has status "
-                            f"'{run.status}', so it predicted no value.")
-    folder = records.run_dir(root, instance.id, run.id)
+    run, folder = successful_run(catalog, root, instance, run_id, "predicted no value")
     kept = _read(folder)
     if kept is None:
         kept = build_value_summary(con, folder, run.metrics)
