@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from likely.catalog import utcnow
+from likely.conditions import combine
 from likely.data.schema import PROFILE_ID, TIMESTAMP, VALUE
 from likely.errors import ConfigError, DataError, RunError
 from likely.features import FeaturePlan
@@ -40,6 +41,7 @@ from likely.model.value import (
 )
 from likely.scoring import outputs, pipeline, retraining
 from likely.scoring.summary import build_summary, write_summary
+from likely.storage import write_json
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -87,8 +89,6 @@ def check_value_column(ctx: RunContext, inputs: RunInputs) -> None:
 
 def purchases(ctx: RunContext, inputs: RunInputs) -> ir.Table:
     """The goal's events with their value, as the baseline reads them."""
-    from likely.conditions import combine
-
     events, goal = inputs.events, inputs.goal
     hits = events.filter(combine(list(goal.conditions), goal.match, events).fill_null(False))
     return hits.select(PROFILE_ID, TIMESTAMP, **{VALUE: hits[ctx.config.value_column]
@@ -182,8 +182,6 @@ def _save(ctx: RunContext, plan: FeaturePlan, models: ValueModels,
     digest = save_value_model(models, folder, config={"instance": ctx.config.to_dict(),
                                                       "plan": plan.to_dict()},
                               instance_id=ctx.instance.id, run_id=ctx.run_id)
-    from likely.storage import write_json
-
     write_json({"holdout": evaluation, "model": ctx.metrics["model"],
                 "value_models": ctx.metrics["value_models"]},
                ctx.folder / retraining.EVALUATION_FILE)
