@@ -212,3 +212,25 @@ def test_a_holdout_without_buyers_is_a_coded_error(tmp_path, write):
     with pytest.raises(RunError) as err:
         ws.run("clv", as_of=start + timedelta(days=99))
     assert err.value.code == 413 and "nobody spent" in err.value.message
+
+
+def test_once_the_horizon_has_passed_a_later_run_measures_what_was_spent(judged):
+    """The first run's window is the oracle window: the last day of data closes it, so a run
+    on that day measures it against the same spend the accuracy tests use."""
+    ws, first, joined, data = judged
+    last = ws.run("clv-30d", as_of=data.oracle_anchor + timedelta(days=29))
+    assert last.counts["outcomes_measured"] >= 1
+    outcome = json.loads((run_dir(ws.path, first.instance_id, first.id)
+                          / "outcome.json").read_text())
+    assert outcome["measure"] == "value" and outcome["measured_by"] == last.id
+    assert outcome["profiles"] == len(joined)
+    assert outcome["actual_total"] == pytest.approx(joined.actual.sum(), rel=1e-9)
+    assert outcome["expected_total"] == pytest.approx(joined.predicted_value.sum(), rel=1e-9)
+    assert outcome["gini"] == pytest.approx(
+        clv_metrics.normalised_gini(joined.actual, joined.predicted_value), abs=1e-4)
+    by_bucket = {b["bucket"]: b for b in outcome["buckets"]}
+    top = joined[joined.bucket == "High"]
+    assert by_bucket["High"]["actual_value"] == pytest.approx(top.actual.mean(), rel=1e-9)
+    assert by_bucket["High"]["actual_value"] > 3 * by_bucket["Low"]["actual_value"]
+    performance = ws.performance("clv-30d")
+    assert performance["type"] == "clv" and performance["runs"][0]["run_id"] == first.id

@@ -147,3 +147,40 @@ def test_the_propensity_page_has_no_lifetime_value_card(tab):
     expect(page.locator("#targeting h2")).to_have_text("Targeting: what an audience buys")
     expect(page.locator("#t-precision")).to_contain_text("%")
     tab.assert_clean()
+
+
+def test_a_measured_clv_run_shows_predicted_against_actual_spend(browser, tmp_path_factory):
+    """A copy of the workspace scored 90 days before its end, then at its end: the later run
+    measures the earlier one, and the performance tab shows spend per bucket as the API says."""
+    import shutil
+    from datetime import date
+
+    from likely.web import create_app
+    from likely.workspace import Workspace
+
+    copy = tmp_path_factory.mktemp("clv-outcome") / "ws"
+    shutil.copytree(clv_workspace(tmp_path_factory), copy)
+    ws = Workspace(copy)
+    end = date.fromisoformat(ws.get_run("clv_90d").as_of)
+    ws.run("clv_90d", as_of=date.fromordinal(end.toordinal() - 91))
+    assert ws.run("clv_90d", as_of=end).counts["outcomes_measured"] == 1
+    measured = ws.performance("clv_90d")["runs"][0]
+    with LiveServer(create_app(copy)) as live:
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        tab = Tab(context.new_page(), live.url)
+        page = tab.page
+        assert tab.goto("/instances/clv_90d/performance").status == 200
+        expect(plotly_svg(page, "#perf-chart")).to_be_visible()
+        drawn = page.evaluate("""() => document.getElementById("perf-chart").data.map(
+            (t) => ({ name: t.name, y: t.y }))""")
+        assert [t["name"] for t in drawn] == ["predicted", "actual"]
+        assert drawn[1]["y"] == [b["actual_value"] for b in measured["buckets"]]
+        expect(page.locator("#perf-table thead")).to_contain_text("Actual per profile")
+        high = page.locator("#perf-table tbody tr").first.locator("td")
+        expect(high.nth(0)).to_have_text("High")
+        expect(high.nth(6)).to_have_text(f"{measured['buckets'][0]['actual_total']:,.2f}")
+        expect(page.locator("#perf-table p")).to_contain_text(
+            f"Normalised Gini on what was spent: {measured['gini']:.3f}")
+        tab.shot("clv-performance")
+        tab.assert_clean()
+        context.close()

@@ -211,6 +211,15 @@ class InstanceConfig(_Strict):
                 raise ValueError("custom event names must not be empty")
         return self
 
+    def goal_in_words(self) -> str:
+        """What the instance predicts, as a sentence (a clv instance predicts spend)."""
+        if self.type != "clv":
+            return self.goal.in_words()
+        events = " or ".join(self.goal.conditions) if self.goal.match == "any" else " and ".join(
+            self.goal.conditions)
+        return (f"What the profile spends (the net {self.value_column} of its events where "
+                f"{events}) in the {self.goal.window_days} days after the date.")
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

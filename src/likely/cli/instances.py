@@ -90,7 +90,7 @@ def show(name: str, workspace: WorkspaceOption = None, json: JsonOption = False)
         return print_json(instance.to_dict())
     config = instance.config
     console.print(f"[bold]{instance.name}[/] ({instance.id}), created {instance.created_at}")
-    console.print(f"[bold]Goal:[/] {config.goal.in_words()}", highlight=False)
+    console.print(f"[bold]Goal:[/] {config.goal_in_words()}", highlight=False)
     console.print(f"[bold]Who:[/] {config.population.in_words()}", highlight=False)
     console.print(f"[bold]Runs:[/] {_schedule_words(config.schedule)}; retrains every "
                   f"{config.retrain_days} days or on drift (PSI > {config.drift_threshold})",

@@ -113,3 +113,18 @@ def _ranked(actual: Any, predicted: Any) -> tuple[np.ndarray, np.ndarray]:
     starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
     sizes = np.diff(np.r_[starts, len(a)])
     return np.repeat(np.add.reduceat(a, starts) / sizes, sizes), p
+
+
+def value_metrics(actual: Any, predicted: Any) -> dict[str, float]:
+    """Every measure a run records of a value prediction: normalised Gini, Spearman, decile
+    MAPE, top-decile capture, and predicted against actual total."""
+    from scipy.stats import spearmanr
+
+    return {
+        "gini": round(normalised_gini(actual, predicted), 4),
+        "spearman": round(float(spearmanr(actual, predicted).statistic), 4),
+        "decile_mape": round(decile_mape(actual, predicted), 4),
+        "top_decile_capture": round(top_decile_capture(actual, predicted), 4),
+        "predicted_total": round(float(np.sum(predicted)), 2),
+        "actual_total": round(float(np.sum(actual)), 2),
+    }

@@ -40,6 +40,7 @@ from likely.model.value import (
     save_value_model,
 )
 from likely.scoring import outputs, pipeline, retraining
+from likely.scoring.outcomes import track_outcomes
 from likely.scoring.summary import build_summary, write_summary
 from likely.storage import write_json
 
@@ -111,7 +112,8 @@ def _train(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: Featur
                    data.profiles[holdout_rows])
     predicted = {"trees": trees.predict(data.features[holdout_rows]),
                  "btyd": baseline_then.predict(rfm, windows.window_days)["predicted_value"]}
-    judged = {name: holdout_metrics(actual, values) for name, values in predicted.items()}
+    judged = {name: clv_metrics.value_metrics(actual, values)
+              for name, values in predicted.items()}
     chosen = max(judged, key=lambda name: judged[name]["gini"])
     evaluation = {**judged[chosen], "model": chosen, "rows": int(actual.size),
                   "buyers": int((actual > 0).sum()), "out_of_time": len(windows.anchors) > 1}
@@ -150,20 +152,6 @@ def _aligned(rfm: dict[str, Any], ids: np.ndarray) -> dict[str, np.ndarray]:
                          index=rfm[PROFILE_ID].to_pandas())
     frame = frame.reindex(pd.Index(ids))
     return {c: frame[c].to_numpy(dtype=float) for c in frame.columns}
-
-
-def holdout_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """How well ``predicted`` matches the holdout's ``actual`` spend (see the module docstring)."""
-    from scipy.stats import spearmanr
-
-    return {
-        "gini": round(clv_metrics.normalised_gini(actual, predicted), 4),
-        "spearman": round(float(spearmanr(actual, predicted).statistic), 4),
-        "decile_mape": round(clv_metrics.decile_mape(actual, predicted), 4),
-        "top_decile_capture": round(clv_metrics.top_decile_capture(actual, predicted), 4),
-        "predicted_total": round(float(np.sum(predicted)), 2),
-        "actual_total": round(float(np.sum(actual)), 2),
-    }
 
 
 def _words(choice: str) -> str:
@@ -217,3 +205,5 @@ def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: Featur
     with ctx.stage("summary"):
         write_summary(build_summary(ctx.con, outputs.run_files(ctx.folder), run_id=ctx.run_id,
                                     kind=ctx.config.type, cutoffs=ctx.config.buckets), ctx.folder)
+    with ctx.stage("outcomes"):
+        track_outcomes(ctx, inputs, windows)

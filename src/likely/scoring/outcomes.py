@@ -1,5 +1,8 @@
 """Outcome tracking: once a past run's outcome window has passed, what actually happened.
 
+For a clv instance the same, in value: predicted against actual spend per value bucket, and the
+ranking metrics of the holdout (normalised Gini, ...) on what was really spent.
+
 A run predicts the goal in the W days after its score date. When a later run's data reaches past
 that window, the later run measures the earlier one: per bucket, the expected rate (mean
 probability) against the actual rate, and the earlier run's AUC and calibration on outcomes no
@@ -20,7 +23,7 @@ from likely.data.schema import PROFILE_ID
 from likely.engine import read_parquet
 from likely.errors import DataError
 from likely.model.evaluate import evaluate
-from likely.model.labels import LABEL, GoalRule, labelled
+from likely.model.labels import LABEL, GoalRule, labelled, valued
 from likely.scoring import records
 from likely.scoring.outputs import SCORES_FILE
 from likely.scoring.scores import BUCKETS
@@ -52,8 +55,12 @@ def track_outcomes(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> l
             continue
         if window_end(run.as_of, inputs.goal.window_days) > windows.cutoff:
             continue
-        outcome = measure_outcome(ctx.con, folder / SCORES_FILE, inputs.events, inputs.goal,
-                                  run.as_of)
+        if ctx.config.type == "clv":
+            outcome = measure_value_outcome(ctx.con, folder / SCORES_FILE, inputs.events,
+                                            inputs.goal, ctx.config.value_column, run.as_of)
+        else:
+            outcome = measure_outcome(ctx.con, folder / SCORES_FILE, inputs.events, inputs.goal,
+                                      run.as_of)
         write_json({"run_id": run.id, "measured_by": ctx.run_id, **outcome},
                    folder / OUTCOME_FILE)
         measured.append(run.id)
@@ -92,6 +99,43 @@ def measure_outcome(con: BaseBackend, scores_path: Path, events: ir.Table, goal:
         result.update(auc=metrics.auc, ece=metrics.ece, calibration=metrics.calibration)
     except DataError as exc:  # one class only, or too few rows: rates still tell the story
         result.update(auc=None, ece=None, calibration=[], note=exc.message)
+    return result
+
+
+def measure_value_outcome(con: BaseBackend, scores_path: Path, events: ir.Table, goal: GoalRule,
+                          column: str, score_date: str) -> dict[str, Any]:
+    """Predicted against actual spend per value bucket for the profiles one clv run scored,
+    and how well the predictions ranked what was spent (nothing was fitted on it)."""
+    from likely.model.clv_metrics import value_metrics
+
+    anchor = window_end(score_date, 0)
+    scores = read_parquet(con, [scores_path]).select(PROFILE_ID, "bucket", "predicted_value")
+    spent = valued(scores.select(PROFILE_ID), events, goal, anchor, column)
+    frame = scores.join(spent, PROFILE_ID).select("bucket", "predicted_value", LABEL).to_pyarrow()
+    bucket = np.asarray(frame.column("bucket").to_numpy(zero_copy_only=False), dtype=object)
+    predicted = frame.column("predicted_value").to_numpy()
+    actual = frame.column(LABEL).to_numpy()
+    per_bucket = []
+    for name in reversed(BUCKETS):
+        mask = bucket == name
+        n = int(mask.sum())
+        per_bucket.append({"bucket": name, "profiles": n,
+                           "expected_value": float(predicted[mask].mean()) if n else None,
+                           "actual_value": float(actual[mask].mean()) if n else None,
+                           "expected_total": float(predicted[mask].sum()),
+                           "actual_total": float(actual[mask].sum()),
+                           "buyers": int((actual[mask] > 0).sum())})
+    result: dict[str, Any] = {
+        "score_date": score_date, "window_days": goal.window_days, "measure": "value",
+        "window_end": window_end(score_date, goal.window_days).isoformat(),
+        "profiles": int(predicted.size), "buyers": int((actual > 0).sum()),
+        "expected_total": float(predicted.sum()), "actual_total": float(actual.sum()),
+        "buckets": per_bucket,
+    }
+    try:
+        result.update(value_metrics(actual, predicted))
+    except (DataError, ValueError) as exc:  # nobody spent: totals still tell the story
+        result.update(gini=None, note=getattr(exc, "message", str(exc)))
     return result
 
 

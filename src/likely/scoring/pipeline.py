@@ -2,8 +2,9 @@
 
 Training set: at each anchor, the eligible profiles with their features (events strictly before
 the anchor) and their label (the outcome window from it: the goal met or not, or for a clv
-instance the net spend, whose models live in :mod:`likely.scoring.lifetime_value`). The newest anchor is the time-based
-holdout: early stopping, calibration and every reported metric use it; the older anchors train.
+instance the net spend, whose models live in :mod:`likely.scoring.lifetime_value`). The newest
+anchor is the time-based holdout: early stopping, calibration and every reported metric use it;
+the older anchors train.
 Before training, profile attributes that could only know the future are left out (see
 :func:`screen_attributes`).
 """

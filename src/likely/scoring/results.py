@@ -179,7 +179,8 @@ def evaluation(catalog: Catalog, instance: Instance, run_id: str | None = None) 
 
 
 def performance(catalog: Catalog, root: Path, instance: Instance) -> dict[str, Any]:
-    """Expected against actual goal rates of every past run whose outcome window has passed."""
+    """Expected against actual goal rates (clv: predicted against actual spend) of every past
+    run whose outcome window has passed."""
     window = instance.config.goal.window_days
     measured, pending = [], []
     for run in reversed(records.successful_runs(catalog, instance.id)):
@@ -189,8 +190,8 @@ def performance(catalog: Catalog, root: Path, instance: Instance) -> dict[str, A
             measured.append(outcome)
         else:
             pending.append({"run_id": run.id, "score_date": run.as_of, "window_closes": closes})
-    return {"instance": instance.name, "window_days": window, "runs": measured,
-            "pending": pending}
+    return {"instance": instance.name, "type": instance.config.type, "window_days": window,
+            "runs": measured, "pending": pending}
 
 
 def overview(catalog: Catalog, instance: Instance, year: int) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def overview(catalog: Catalog, instance: Instance, year: int) -> dict[str, Any]:
     return {
         "name": instance.name, "type": instance.config.type,
         "description": instance.config.description,
-        "goal": instance.config.goal.in_words(),
+        "goal": instance.config.goal_in_words(),
         "population": instance.config.population.in_words(),
         "status": latest.status if latest else "never_run",
         "last_run": ({k: getattr(latest, k) for k in ("id", "as_of", "status", "started_at",

@@ -400,6 +400,7 @@ function setUpPerformance() {
   if (!select) return;
   const draw = () => {
     const run = DATA.runs[Number(select.value)];
+    if (run.measure === "value") { drawValueOutcome(run); return; }
     const names = run.buckets.map((b) => b.bucket);
     plot("perf-chart", [
       { type: "bar", name: "expected", x: names, y: run.buckets.map((b) => b.expected_rate),
@@ -423,6 +424,33 @@ function setUpPerformance() {
   };
   select.addEventListener("change", draw);
   draw();
+}
+
+function drawValueOutcome(run) {
+  // a clv run: predicted against actual spend per profile in each value bucket
+  const names = run.buckets.map((b) => b.bucket);
+  plot("perf-chart", [
+    { type: "bar", name: "predicted", x: names, y: run.buckets.map((b) => b.expected_value),
+      marker: { color: "rgba(0,114,178,.15)", line: { color: "#0072B2", width: 2 },
+                pattern: { shape: ".", fgcolor: "#0072B2", size: 6 } },
+      hovertemplate: "%{x}: predicted %{y:,.2f} per profile<extra></extra>" },
+    { type: "bar", name: "actual", x: names, y: run.buckets.map((b) => b.actual_value),
+      marker: { color: "#0072B2" }, hovertemplate: "%{x}: actual %{y:,.2f} per profile<extra></extra>" },
+  ], { barmode: "group", yaxis: { title: "spend per profile" } });
+  const money = (v) => (v === null ? "–" : fmt(v, 2));
+  const rows = run.buckets.map((b) => el("tr", {}, el("td", {}, b.bucket),
+    el("td", { class: "num" }, fmt(b.profiles)), el("td", { class: "num" }, fmt(b.buyers)),
+    el("td", { class: "num" }, money(b.expected_value)), el("td", { class: "num" }, money(b.actual_value)),
+    el("td", { class: "num" }, money(b.expected_total)), el("td", { class: "num" }, money(b.actual_total))));
+  const head = ["Bucket", "Profiles", "Spent", "Predicted per profile", "Actual per profile",
+    "Predicted total", "Actual total"];
+  const table = el("table", { class: "compact" },
+    el("thead", {}, el("tr", {}, ...head.map((h, i) => el("th", i ? { class: "num" } : {}, h)))),
+    el("tbody", {}, ...rows));
+  const gini = run.gini === null || run.gini === undefined ? ""
+    : ` Normalised Gini on what was spent: ${fmt(run.gini, 3)}; decile MAPE ${fmt(100 * run.decile_mape, 1)}%.`;
+  document.getElementById("perf-table").replaceChildren(table, el("p", { class: "muted" },
+    `Overall: predicted ${money(run.expected_total)}, actual ${money(run.actual_total)}.${gini}`));
 }
 
 function setUpProfile() {
