@@ -370,6 +370,26 @@ def test_custom_events_are_named(data):
     assert built.loc["p1", "count_365d.custom_big_purchase"] == 1  # 999 at the anchor is out
 
 
+def test_a_custom_event_that_is_an_event_type_replaces_its_features(data):
+    """'bought' selects exactly the purchases: one set of features, named by the custom event;
+    'big purchase' (purchases of 100 or more) is a subset and keeps both."""
+    schema = data["events"].schema()
+    custom = {"bought": parse_condition(f"event_type = '{PURCHASE}'", schema),
+              "big purchase": parse_condition(CUSTOM["big purchase"][0], schema)}
+    plan = plan_features(data["events"], data["profiles"], as_of=A1, custom_events=custom)
+    assert plan.merged == ((PURCHASE, "bought"),)
+    assert PURCHASE not in plan.event_types and VIEW in plan.event_types
+    assert not [f for f in plan.features if f.source == PURCHASE]
+    assert "count_30d.custom_bought" in plan.ids and "count_30d.custom_big_purchase" in plan.ids
+    assert FeaturePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    built = _built(plan, data, A1).set_index("profile_id")
+    brute = _built(_plan(data), data, A1).set_index("profile_id")
+    for window in (7, 30, 90, 365):  # the custom event's counts are the event type's
+        assert built[f"count_{window}d.custom_bought"].equals(
+            brute[f"count_{window}d.commerce_purchases"].rename(f"count_{window}d.custom_bought"))
+    assert built["count_30d.all_events"].equals(brute["count_30d.all_events"])
+
+
 def test_frames_have_model_dtypes(data):
     plan = _plan(data)
     table = build_features(plan, data["events"], data["profiles"], data["population"],

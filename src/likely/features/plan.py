@@ -155,6 +155,7 @@ class FeaturePlan:
     activity: bool = True  # the all-events features (not when one event type is everything)
     history_days: int | None = None  # data before the oldest anchor: longest window, tenure cap
     calendar: bool = False  # the month feature (training windows a year apart)
+    merged: tuple[tuple[str, str], ...] = ()  # (event type, custom event) that are the same events
 
     @property
     def recent_days(self) -> int:
@@ -197,6 +198,7 @@ class FeaturePlan:
             "activity": self.activity,
             "history_days": self.history_days,
             "calendar": self.calendar,
+            "merged": [{"event_type": t, "custom_event": c} for t, c in self.merged],
             "categorical_columns": [{"column": c.column, "values": list(c.values)}
                                     for c in self.categorical_columns],
             "attributes": [{"column": a.column, "type": a.type, "categories": list(a.categories)}
@@ -226,6 +228,7 @@ class FeaturePlan:
             activity=bool(data.get("activity", True)),
             history_days=data.get("history_days"),
             calendar=bool(data.get("calendar", False)),
+            merged=tuple((m["event_type"], m["custom_event"]) for m in data.get("merged", ())),
         )
 
 
@@ -293,10 +296,43 @@ def plan_features(
         raise ConfigError("profile_attributes are set but the instance has no profiles dataset. "
                           "Add one under datasets.profiles or remove profile_attributes.")
     custom = tuple(sorted((name, c.text) for name, c in (custom_events or {}).items()))
-    plan = FeaturePlan((), as_of, event_types, custom, has_value, categorical, attributes,
-                       activity=not _one_event_type_only(history, event_types),
-                       history_days=history_days, calendar=calendar)
+    merged = _same_events(history, event_types, custom_events or {})
+    activity = not _one_event_type_only(history, event_types)
+    kept_types = tuple(t for t in event_types if t not in dict(merged))
+    plan = FeaturePlan((), as_of, kept_types, custom, has_value, categorical, attributes,
+                       activity=activity, history_days=history_days, calendar=calendar,
+                       merged=merged)
     return replace(plan, features=tuple(s.feature for s in feature_specs(plan)))
+
+
+def _same_events(history: ir.Table, event_types: tuple[str, ...],
+                 custom_events: Mapping[str, Condition]) -> tuple[tuple[str, str], ...]:
+    """(event type, custom event) pairs that select exactly the same events before ``as_of``.
+
+    A custom event such as "abandoned checkout: event_type = 'commerce.checkouts'" would give
+    every feature twice, and the two copies would split each reason's credit between two
+    behaviours; the custom event (the user's words) is kept, the event type's copy left out.
+    """
+    from likely.conditions import compile_condition
+
+    if EVENT_TYPE not in history.columns or not event_types:
+        return ()
+    merged = []
+    for name, condition in sorted(custom_events.items()):
+        hit = compile_condition(condition, history).fill_null(False)
+        kind = history[EVENT_TYPE]
+        row = history.aggregate(
+            hits=hit.sum(), types=kind.nunique(where=hit), missing=(hit & kind.isnull()).sum(),
+            first=kind.min(where=hit)).execute().iloc[0]
+        hits = int(row["hits"] or 0)
+        if not hits or int(row["types"]) != 1 or int(row["missing"] or 0):
+            continue
+        kind_name = str(row["first"])
+        taken = {t for t, _ in merged}
+        if kind_name in event_types and kind_name not in taken and hits == int(
+                history.filter(kind == kind_name).count().execute()):
+            merged.append((kind_name, name))
+    return tuple(merged)
 
 
 def _one_event_type_only(history: ir.Table, event_types: tuple[str, ...]) -> bool:

@@ -113,6 +113,9 @@ def plan_for_run(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> Fea
                          history_days=windows.feature_reach_days,
                          calendar=windows.seasonal_anchor is not None)
     ctx.notes.extend(_snapshot_notes(ctx, inputs))
+    ctx.notes.extend(f"Custom event '{name}' selects exactly the events of type {kind}: its "
+                     "features stand for both (the event type's own copies are left out)."
+                     for kind, name in plan.merged)
     return plan
 
 
