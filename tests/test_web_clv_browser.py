@@ -184,3 +184,30 @@ def test_a_measured_clv_run_shows_predicted_against_actual_spend(browser, tmp_pa
         tab.shot("clv-performance")
         tab.assert_clean()
         context.close()
+
+
+def test_the_instance_form_creates_a_lifetime_value_instance(tab, api):
+    """Choosing "Lifetime value" turns the goal into purchases and the window into the horizon,
+    offers the value column, and refuses a horizon under 7 days next to its field."""
+    page = tab.page
+    tab.goto("/instances/new")
+    page.locator("#f-name").fill("clv-from-form")
+    page.locator("#f-events").select_option("events")
+    expect(page.locator("#f-value-column")).to_be_hidden()
+    page.locator("#f-type").select_option("clv")
+    expect(page.locator("#f-value-column")).to_be_visible()
+    expect(page.locator("#f-occurs")).to_be_hidden()
+    expect(page.locator('label[for="f-window"]')).to_have_text("spend over the next (days)")
+    page.locator("#f-goal").fill("event_type = 'commerce.purchases'")
+    page.locator("#f-window").fill("3")
+    page.locator("#create-instance").click()
+    expect(page.locator('[data-error-for="horizon_days"]')).to_contain_text("7")
+    assert api.get("/api/instances/clv-from-form").status_code == 404
+    page.locator("#f-window").fill("120")
+    page.locator("#create-instance").click()
+    page.wait_for_url("**/instances/clv-from-form")
+    config = api.get("/api/instances/clv-from-form").raise_for_status().json()["config"]
+    assert config["type"] == "clv" and config["horizon_days"] == 120
+    assert config["goal"]["window_days"] == 120 and config["value_column"] == "value"
+    api.post("/api/instances/clv-from-form/delete").raise_for_status()
+    tab.assert_clean()

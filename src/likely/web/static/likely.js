@@ -149,7 +149,23 @@ function instanceConfig(form) {
                   lookback_days: Number(value("population.lookback_days")) },
   };
   if (value("datasets.profiles")) config.datasets.profiles = value("datasets.profiles");
+  if (config.type === "clv") {  // the window is the horizon; spend is what is predicted
+    config.horizon_days = config.goal.window_days;
+    config.value_column = value("value_column") || "value";
+    config.goal = { conditions: config.goal.conditions, window_days: config.horizon_days };
+  }
   return config;
+}
+
+// The form for a lifetime-value instance: the goal reads as purchases, the window as the horizon.
+function showTypeFields(form) {
+  const clv = form.querySelector('[data-field="type"]').value === "clv";
+  for (const node of form.querySelectorAll(".clv-only")) node.hidden = !clv;
+  for (const node of form.querySelectorAll(".not-clv")) node.hidden = clv;
+  for (const label of form.querySelectorAll("label[data-label-clv]")) {
+    label.dataset.labelOther = label.dataset.labelOther || label.textContent;
+    label.textContent = clv ? label.dataset.labelClv : label.dataset.labelOther;
+  }
 }
 
 function showErrors(form, errors) {
@@ -174,6 +190,8 @@ function setUpNewInstance() {
     document.getElementById("columns-hint").textContent = (columns[events] || []).join(", ");
   };
   hint();
+  showTypeFields(form);
+  form.querySelector('[data-field="type"]').addEventListener("change", () => showTypeFields(form));
   const check = debounce(async () => {
     const result = await api("POST", "/api/instances/check", instanceConfig(form));
     const touched = result.errors.filter((e) => {
