@@ -135,7 +135,7 @@ def explain_batches(ctx: RunContext, plan: FeaturePlan, model: TreeModel, *,
                 try:
                     contrib = contributions(model, frame)[:, :-1]
                     weights.update(contrib)
-                    values = [frame[c].to_numpy(dtype=object) for c in behaviours.ids]
+                    values = [frame[c].to_numpy() for c in behaviours.ids]  # no copies
                     reasons.append(top_reasons(contrib, values, behaviours))
                 except Exception as exc:  # scores stay useful without reasons (code 414)
                     explain = False

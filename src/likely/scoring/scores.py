@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 if TYPE_CHECKING:
@@ -236,11 +237,20 @@ def _join(parts: list[np.ndarray], dtype: type) -> np.ndarray:
 
 
 def _values_as_text(values: Sequence[np.ndarray], rows: np.ndarray, feats: np.ndarray) -> list:
+    """Each reason's feature value as text, formatting each distinct value of a feature once
+    (counts and days repeat: a million reasons hold a few thousand distinct values)."""
     out = np.empty(len(rows), dtype=object)
     for f in np.unique(feats):
         mask = feats == f
-        out[mask] = [_fmt(v) for v in np.asarray(values[f], dtype=object)[rows[mask]]]
+        codes, distinct = pd.factorize(np.asarray(values[f])[rows[mask]], use_na_sentinel=True)
+        texts = np.array([*(_fmt(_plain(v)) for v in distinct), None], dtype=object)
+        out[mask] = texts[codes]  # code -1 (missing) picks the trailing None
     return out.tolist()
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python number it holds (what the text is made from)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _fmt(value: object) -> str | None:
