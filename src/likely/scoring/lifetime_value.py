@@ -40,8 +40,6 @@ from likely.model.value import (
     save_value_model,
 )
 from likely.scoring import outputs, pipeline, retraining
-from likely.scoring.outcomes import track_outcomes
-from likely.scoring.summary import build_summary, write_summary
 from likely.storage import write_json
 
 if TYPE_CHECKING:
@@ -200,10 +198,4 @@ def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: Featur
                                "predicted_value_total": float(predicted.sum()),
                                "expected_purchases_total": float(
                                    baseline["expected_purchases"].sum())}
-    with ctx.stage("drift"):
-        retraining.measure(ctx, predicted, path)
-    with ctx.stage("summary"):
-        write_summary(build_summary(ctx.con, outputs.run_files(ctx.folder), run_id=ctx.run_id,
-                                    kind=ctx.config.type, cutoffs=ctx.config.buckets), ctx.folder)
-    with ctx.stage("outcomes"):
-        track_outcomes(ctx, inputs, windows)
+    pipeline.after_scoring(ctx, inputs, windows, predicted, path)

@@ -80,15 +80,22 @@ def rescore(ctx: RunContext, inputs: RunInputs, windows: RunWindows, model: Prop
 def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan,
            model: PropensityModel, model_id: str, population: ir.Table) -> None:
     """Features at the cutoff, scores and reasons, drift, summary, outcomes of earlier runs."""
-    from likely.scoring import retraining
-
     with ctx.stage("scoring"):
         path = scoring_features(ctx, inputs, windows, plan, population)
     scores = outputs.score_and_explain(ctx, plan, model, model_id, windows)
     probability = scores.column("probability").to_numpy()
     _expected_versus_last_window(ctx, probability)
+    after_scoring(ctx, inputs, windows, probability, path)
+
+
+def after_scoring(ctx: RunContext, inputs: RunInputs, windows: RunWindows, scored: np.ndarray,
+                  features: Path) -> None:
+    """Drift of ``scored`` (probabilities, or predicted values) and the features, the summary,
+    and the outcomes of earlier runs whose window has closed: the same for every kind of run."""
+    from likely.scoring import retraining
+
     with ctx.stage("drift"):
-        retraining.measure(ctx, probability, path)
+        retraining.measure(ctx, scored, features)
     with ctx.stage("summary"):
         write_summary(build_summary(ctx.con, outputs.run_files(ctx.folder), run_id=ctx.run_id,
                                     kind=ctx.config.type, cutoffs=ctx.config.buckets), ctx.folder)

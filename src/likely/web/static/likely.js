@@ -419,15 +419,8 @@ function setUpPerformance() {
   const draw = () => {
     const run = DATA.runs[Number(select.value)];
     if (run.measure === "value") { drawValueOutcome(run); return; }
-    const names = run.buckets.map((b) => b.bucket);
-    plot("perf-chart", [
-      { type: "bar", name: "expected", x: names, y: run.buckets.map((b) => b.expected_rate),
-        marker: { color: "rgba(0,114,178,.15)", line: { color: "#0072B2", width: 2 },
-                  pattern: { shape: ".", fgcolor: "#0072B2", size: 6 } },
-        hovertemplate: "%{x}: expected %{y:.1%}<extra></extra>" },
-      { type: "bar", name: "actual", x: names, y: run.buckets.map((b) => b.actual_rate),
-        marker: { color: "#0072B2" }, hovertemplate: "%{x}: actual %{y:.1%}<extra></extra>" },
-    ], { barmode: "group", yaxis: { title: "goal rate", tickformat: ".0%" } });
+    expectedAgainstActual(run.buckets, ["expected", "expected_rate"], ["actual", "actual_rate"],
+      "%{y:.1%}", { title: "goal rate", tickformat: ".0%" });
     const rows = run.buckets.map((b) => el("tr", {}, el("td", {}, b.bucket),
       el("td", { class: "num" }, fmt(b.profiles)),
       el("td", { class: "num" }, b.expected_rate === null ? "–" : `${fmt(100 * b.expected_rate, 1)}%`),
@@ -444,17 +437,24 @@ function setUpPerformance() {
   draw();
 }
 
-function drawValueOutcome(run) {
-  // a clv run: predicted against actual spend per profile in each value bucket
-  const names = run.buckets.map((b) => b.bucket);
+// Dotted bars of what was expected next to solid bars of what happened, per bucket.
+function expectedAgainstActual(buckets, [expectedName, expectedKey], [actualName, actualKey],
+                               valueFormat, yaxis) {
+  const names = buckets.map((b) => b.bucket);
   plot("perf-chart", [
-    { type: "bar", name: "predicted", x: names, y: run.buckets.map((b) => b.expected_value),
+    { type: "bar", name: expectedName, x: names, y: buckets.map((b) => b[expectedKey]),
       marker: { color: "rgba(0,114,178,.15)", line: { color: "#0072B2", width: 2 },
                 pattern: { shape: ".", fgcolor: "#0072B2", size: 6 } },
-      hovertemplate: "%{x}: predicted %{y:,.2f} per profile<extra></extra>" },
-    { type: "bar", name: "actual", x: names, y: run.buckets.map((b) => b.actual_value),
-      marker: { color: "#0072B2" }, hovertemplate: "%{x}: actual %{y:,.2f} per profile<extra></extra>" },
-  ], { barmode: "group", yaxis: { title: "spend per profile" } });
+      hovertemplate: `%{x}: ${expectedName} ${valueFormat}<extra></extra>` },
+    { type: "bar", name: actualName, x: names, y: buckets.map((b) => b[actualKey]),
+      marker: { color: "#0072B2" }, hovertemplate: `%{x}: ${actualName} ${valueFormat}<extra></extra>` },
+  ], { barmode: "group", yaxis });
+}
+
+function drawValueOutcome(run) {
+  // a clv run: predicted against actual spend per profile in each value bucket
+  expectedAgainstActual(run.buckets, ["predicted", "expected_value"], ["actual", "actual_value"],
+    "%{y:,.2f} per profile", { title: "spend per profile" });
   const money = (v) => (v === null ? "–" : fmt(v, 2));
   const rows = run.buckets.map((b) => el("tr", {}, el("td", {}, b.bucket),
     el("td", { class: "num" }, fmt(b.profiles)), el("td", { class: "num" }, fmt(b.buyers)),
