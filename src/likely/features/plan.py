@@ -283,12 +283,13 @@ def plan_features(
     as_of = naive_utc(as_of)
     history = events.filter(events[TIMESTAMP] < as_of)
     excluded = set(exclude_columns)
-    event_types = _top_event_types(history, max_event_types)
+    type_counts = _event_type_counts(history)
+    event_types = _top_event_types(type_counts, max_event_types)
     summary = _column_summary(history, excluded)
     has_value = summary.get("_value", 0) > 0
     columns = _choose_columns(history, summary, excluded, max_categorical_columns)
-    categorical = tuple(CategoricalColumn(c, _top_values(history, c, top_values))
-                        for c in columns)
+    top = _top_values(history, columns, top_values)
+    categorical = tuple(CategoricalColumn(c, top[c]) for c in columns)
     attributes: tuple[ProfileAttribute, ...] = ()
     if profiles is not None:
         attributes = _plan_attributes(profiles, as_of, profile_attributes, excluded)
@@ -296,7 +297,7 @@ def plan_features(
         raise ConfigError("profile_attributes are set but the instance has no profiles dataset. "
                           "Add one under datasets.profiles or remove profile_attributes.")
     custom = tuple(sorted((name, c.text) for name, c in (custom_events or {}).items()))
-    merged = _same_events(history, event_types, custom_events or {})
+    merged = _same_events(history, event_types, type_counts, custom_events or {})
     activity = not _one_event_type_only(history, event_types)
     kept_types = tuple(t for t in event_types if t not in dict(merged))
     plan = FeaturePlan((), as_of, kept_types, custom, has_value, categorical, attributes,
@@ -305,7 +306,7 @@ def plan_features(
     return replace(plan, features=tuple(s.feature for s in feature_specs(plan)))
 
 
-def _same_events(history: ir.Table, event_types: tuple[str, ...],
+def _same_events(history: ir.Table, event_types: tuple[str, ...], type_counts: dict[str, int],
                  custom_events: Mapping[str, Condition]) -> tuple[tuple[str, str], ...]:
     """(event type, custom event) pairs that select exactly the same events before ``as_of``.
 
@@ -329,8 +330,7 @@ def _same_events(history: ir.Table, event_types: tuple[str, ...],
             continue
         kind_name = str(row["first"])
         taken = {t for t, _ in merged}
-        if kind_name in event_types and kind_name not in taken and hits == int(
-                history.filter(kind == kind_name).count().execute()):
+        if kind_name in event_types and kind_name not in taken and hits == type_counts[kind_name]:
             merged.append((kind_name, name))
     return tuple(merged)
 
@@ -351,13 +351,19 @@ def naive_utc(moment: datetime | date) -> datetime:
     return moment
 
 
-def _top_event_types(history: ir.Table, limit: int) -> tuple[str, ...]:
-    if EVENT_TYPE not in history.columns or limit <= 0:
-        return ()
+def _event_type_counts(history: ir.Table) -> dict[str, int]:
+    """Events per (non-null) event type before the plan's date."""
+    if EVENT_TYPE not in history.columns:
+        return {}
     known = history.filter(history[EVENT_TYPE].notnull())
-    counts = known.group_by(EVENT_TYPE).aggregate(_n=known.count())
-    top = counts.order_by([ibis.desc("_n"), EVENT_TYPE]).limit(limit).execute()
-    return tuple(sorted(str(v) for v in top[EVENT_TYPE]))
+    counts = known.group_by(EVENT_TYPE).aggregate(_n=known.count()).to_pyarrow().to_pylist()
+    return {str(r[EVENT_TYPE]): int(r["_n"]) for r in counts}
+
+
+def _top_event_types(counts: dict[str, int], limit: int) -> tuple[str, ...]:
+    """The ``limit`` most frequent event types (ties: by name), sorted by name."""
+    top = sorted(counts, key=lambda t: (-counts[t], t))[:max(limit, 0)]
+    return tuple(sorted(top))
 
 
 def _candidate_columns(history: ir.Table, excluded: set[str]) -> list[str]:
@@ -387,15 +393,24 @@ def _choose_columns(
     return tuple(sorted(c for _, c in sorted(usable)[:max(limit, 0)]))
 
 
-def _top_values(table: ir.Table, column: str, limit: int) -> tuple[str, ...]:
-    """The ``limit`` most frequent non-null values (ties: by value), most frequent first."""
-    if limit <= 0:
-        return ()
-    col = table[column] if table[column].type().is_string() else table[column].cast("string")
-    known = table.select(_v=col).filter(lambda t: t._v.notnull())
-    counts = known.group_by("_v").aggregate(_n=known.count())
-    top = counts.order_by([ibis.desc("_n"), "_v"]).limit(limit).execute()
-    return tuple(str(v) for v in top["_v"])
+def _top_values(table: ir.Table, columns: Sequence[str], limit: int
+                ) -> dict[str, tuple[str, ...]]:
+    """Per column, the ``limit`` most frequent non-null values (ties: by value), most frequent
+    first: one grouped query over the columns stacked as (column, value) pairs, instead of a
+    scan per column (4 columns over 73M events: 3.8 s)."""
+    if limit <= 0 or not columns:
+        return {c: () for c in columns}
+    parts = []
+    for i, column in enumerate(columns):
+        col = table[column]
+        col = col if col.type().is_string() else col.cast("string")
+        parts.append(table.select(_c=ibis.literal(i), _v=col).filter(lambda t: t._v.notnull()))
+    stacked = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+    counts = stacked.group_by(["_c", "_v"]).aggregate(_n=stacked.count())
+    found: dict[str, list[tuple[int, str]]] = {c: [] for c in columns}
+    for r in counts.to_pyarrow().to_pylist():
+        found[columns[r["_c"]]].append((-int(r["_n"]), str(r["_v"])))
+    return {c: tuple(v for _, v in sorted(pairs)[:limit]) for c, pairs in found.items()}
 
 
 def _plan_attributes(
@@ -427,7 +442,7 @@ def _plan_attributes(
             continue
         categories: tuple[str, ...] = ()
         if kind == "categorical":
-            top = _top_values(current, column, ATTRIBUTE_CATEGORIES)
+            top = _top_values(current, [column], ATTRIBUTE_CATEGORIES)[column]
             categories = top if OTHER in top else (*top, OTHER)
         attributes.append(ProfileAttribute(column, kind, categories))  # type: ignore[arg-type]
     return tuple(attributes)
