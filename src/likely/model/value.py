@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from likely.data.schema import PROFILE_ID
 from likely.errors import DataError
 from likely.model import btyd
 from likely.model.store import (
@@ -211,8 +212,6 @@ class BuyTillYouDie:
 def rfm_columns(purchases: ir.Table, population: ir.Table, cutoff: Any) -> dict[str, np.ndarray]:
     """The population's purchase summary at ``cutoff``, in population order (``profile_id``
     sorted); profiles without purchases get NaN. One grouped query in the engine."""
-    from likely.data.schema import PROFILE_ID
-
     summary = btyd.rfm_summary(purchases, cutoff=cutoff)
     people = population.select(PROFILE_ID).distinct()
     joined = people.left_join(summary, PROFILE_ID).select(

@@ -60,8 +60,8 @@ def train_and_score(ctx: RunContext, inputs: RunInputs, windows: RunWindows) -> 
         population = pipeline.scoring_population(ctx, inputs, windows)
     with ctx.stage("training"):
         plan, data = pipeline.screen_attributes(ctx, inputs, windows, plan, data, population)
-        models, model_id = _train(ctx, inputs, windows, plan, data, population)
-    _score(ctx, inputs, windows, plan, models, model_id, population)
+        models, model_id, rfm = _train(ctx, inputs, windows, plan, data, population)
+    _score(ctx, inputs, windows, plan, models, model_id, population, rfm)
     return model_id
 
 
@@ -98,16 +98,20 @@ def purchases(ctx: RunContext, inputs: RunInputs) -> ir.Table:
 
 
 def _train(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan,
-           data: pipeline.TrainingSet, population: ir.Table) -> tuple[ValueModels, str]:
+           data: pipeline.TrainingSet, population: ir.Table
+           ) -> tuple[ValueModels, str, dict[str, Any]]:
+    """Fit both models, judge them on the holdout, keep the better; also returns the scored
+    population's purchase summary at the cutoff, which the baseline was refitted on and
+    scoring reads again."""
     train_rows, holdout_rows = ~data.holdout, data.holdout
     trees = ValueModel(ValueParams(num_threads=ctx.threads)).fit(
         data.features[train_rows], data.labels[train_rows])
     actual = data.labels[holdout_rows]
     bought = purchases(ctx, inputs)
     holdout_ids = ibis.memtable({PROFILE_ID: data.profiles[holdout_rows]})
-    baseline_then = _fit_baseline(bought, holdout_ids, windows.anchors[0])
     rfm = _aligned(rfm_columns(bought, holdout_ids, windows.anchors[0]),
                    data.profiles[holdout_rows])
+    baseline_then = _fit_baseline(rfm, windows.anchors[0])
     predicted = {"trees": trees.predict(data.features[holdout_rows]),
                  "btyd": baseline_then.predict(rfm, windows.window_days)["predicted_value"]}
     judged = {name: clv_metrics.value_metrics(actual, values)
@@ -124,18 +128,19 @@ def _train(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: Featur
                             f"holdout's spend with a normalised Gini of {evaluation['gini']:.3f}"
                             ", no better than chance. The previous scores stay in place.",
                        status="training_issue", detail={"gini": evaluation["gini"]})
-    baseline = _fit_baseline(bought, population, windows.cutoff)
+    rfm_now = rfm_columns(bought, population, windows.cutoff)
+    baseline = _fit_baseline(rfm_now, windows.cutoff)
     ctx.notes.append(
         f"Lifetime value: {_words(chosen)} chosen, normalised Gini {judged[chosen]['gini']:.3f} "
         f"on the holdout against {judged[_other(chosen)]['gini']:.3f} for "
         f"{_words(_other(chosen))}.")
     models = ValueModels(trees, baseline, chosen, windows.window_days)
-    return models, _save(ctx, plan, models, data, evaluation, predicted[chosen])
+    return models, _save(ctx, plan, models, data, evaluation, predicted[chosen]), rfm_now
 
 
-def _fit_baseline(bought: ir.Table, people: ir.Table, cutoff: Any) -> BuyTillYouDie:
-    """BG/NBD × Gamma-Gamma on the purchase history of ``people`` before ``cutoff``."""
-    rfm = rfm_columns(bought, people, cutoff)
+def _fit_baseline(rfm: dict[str, Any], cutoff: Any) -> BuyTillYouDie:
+    """BG/NBD × Gamma-Gamma on a purchase summary at ``cutoff`` (profiles that never bought
+    are left out)."""
     known = ~np.isnan(rfm["T"])
     try:
         return BuyTillYouDie.fit({k: v[known] for k, v in rfm.items() if k != PROFILE_ID})
@@ -185,13 +190,17 @@ def _save(ctx: RunContext, plan: FeaturePlan, models: ValueModels,
 
 
 def _score(ctx: RunContext, inputs: RunInputs, windows: RunWindows, plan: FeaturePlan,
-           models: ValueModels, model_id: str, population: ir.Table) -> None:
+           models: ValueModels, model_id: str, population: ir.Table,
+           rfm: dict[str, Any] | None = None) -> None:
+    """Features, baseline and scores at the cutoff; ``rfm`` is the population's purchase
+    summary there when training already computed it."""
     with ctx.stage("scoring"):
         path = pipeline.scoring_features(ctx, inputs, windows, plan, population)
         scored = pq.read_table(path, columns=[PROFILE_ID]).column(PROFILE_ID).to_numpy(
             zero_copy_only=False)
-        rfm = _aligned(rfm_columns(purchases(ctx, inputs), population, windows.cutoff), scored)
-        baseline = models.baseline.predict(rfm, models.horizon_days)
+        if rfm is None:
+            rfm = rfm_columns(purchases(ctx, inputs), population, windows.cutoff)
+        baseline = models.baseline.predict(_aligned(rfm, scored), models.horizon_days)
     table = outputs.score_and_explain_value(ctx, plan, models, model_id, windows, baseline)
     predicted = table.column("predicted_value").to_numpy()
     ctx.metrics["expected"] = {"scored_profiles": int(predicted.size),
