@@ -220,7 +220,8 @@ def _event_aggregates(
                           for s in narrow})
         tables += stage.tables()
     if columns:
-        recent = past.filter(past[TIMESTAMP] >= ibis.literal(anchor - _days(plan.recent_days)))
+        start = anchor - timedelta(days=plan.recent_days)
+        recent = past.filter(past[TIMESTAMP] >= ibis.literal(start))
         wide = _Aggregates(recent, "_v")
         finishers.update({s.feature.id: _categorical(s, wide) for s in columns})
         tables += wide.tables()
@@ -252,21 +253,19 @@ def _per_source(
                             else_=others)
     else:
         source = ibis.literal(others)
-    kept = {PROFILE_ID: past[PROFILE_ID], TIMESTAMP: past[TIMESTAMP]}
-    if needs.value:
-        kept[VALUE] = past[VALUE].cast("float64")
-    parts = [past.select(**kept, **{_SOURCE: source.cast("int32")})]
+    def kept(t: ir.Table, key: ir.Value) -> ir.Table:
+        value = {VALUE: t[VALUE].cast("float64")} if needs.value else {}
+        return t.select(PROFILE_ID, TIMESTAMP, **value, **{_SOURCE: key.cast("int32")})
+
+    parts = [kept(past, source)]
     for name, text in plan.custom_events:
         hit = compile_condition(parse_condition(text, past.schema()), past).fill_null(False)
-        chosen = past.filter(hit)
-        parts.append(chosen.select(**{c: chosen[c] if c != VALUE else chosen[c].cast("float64")
-                                      for c in kept},
-                                   **{_SOURCE: ibis.literal(keys["custom", name], "int32")}))
+        parts.append(kept(past.filter(hit), ibis.literal(keys["custom", name])))
     rows = parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
     ts = rows[TIMESTAMP]
 
     def since(days: int) -> ir.BooleanValue:
-        return ts >= ibis.literal(anchor - _days(days))
+        return ts >= ibis.literal(anchor - timedelta(days=days))
 
     aggregates: dict[str, ir.Scalar] = {_FIRST: ts.min(), _LAST: ts.max()}
     aggregates.update({f"_n{d}": rows.count(where=since(d)) if d else rows.count()
@@ -281,10 +280,6 @@ def _per_source(
             aggregates[f"_vx{d}"] = value.max(where=inside)
         aggregates[_VALUE_FIRST] = ts.min(where=value.notnull())
     return rows.group_by(PROFILE_ID, _SOURCE).aggregate(**aggregates)
-
-
-def _days(days: int) -> timedelta:
-    return timedelta(days=days)
 
 
 def _check_event_columns(plan: FeaturePlan, events: ir.Table) -> None:
