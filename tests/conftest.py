@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from likely.data import demo
 from likely.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from likely.features import FeaturePlan
+    from likely.model.train import PropensityModel
 
 
 @pytest.fixture
@@ -118,3 +126,19 @@ def dashboard(dashboard_workspace: Path):
 
     with LiveServer(create_app(dashboard_workspace)) as server:
         yield server
+
+
+def scored_features(folder: Path) -> tuple[PropensityModel, FeaturePlan, pa.Table, pd.DataFrame]:
+    """A finished run folder's model, feature plan, features.parquet and those features as the
+    model reads them (one frame), for tests that recompute what the run explained."""
+    import pyarrow.parquet as pq
+
+    from likely.features import FeaturePlan, arrow_frame
+    from likely.model.store import load_model
+
+    model = load_model(folder / "model")
+    meta = json.loads((folder / "model").read_text())["meta"]
+    plan = FeaturePlan.from_dict(meta["config"]["plan"])
+    features = pq.read_table(folder / "features.parquet")
+    frame = arrow_frame(features.to_batches(max_chunksize=features.num_rows)[0], plan)
+    return model, plan, features, frame

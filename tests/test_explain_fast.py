@@ -10,7 +10,6 @@ path; and every fall-back to pred_contrib.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -21,10 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
-from likely.features import FeaturePlan, arrow_frame
+from conftest import scored_features
 from likely.model import explain as ex
 from likely.model import treeshap
-from likely.model.store import load_model
 from likely.model.train import PropensityModel, TrainParams
 from likely.scoring import outputs
 from likely.scoring.records import run_dir
@@ -330,11 +328,7 @@ def test_a_run_on_demo_data_explains_through_the_fast_path_exactly(fast_run):
     ws, run, calls = fast_run
     assert len(calls) >= 3 and all(c is not None and c.fast_trees for c in calls)
     folder = run_dir(ws.path, run.instance_id, run.id)
-    model = load_model(folder / "model")
-    meta = json.loads((folder / "model").read_text())["meta"]
-    plan = FeaturePlan.from_dict(meta["config"]["plan"])
-    features = pq.read_table(folder / "features.parquet")
-    frame = arrow_frame(features.to_batches(max_chunksize=features.num_rows)[0], plan)
+    model, plan, features, frame = scored_features(folder)
     reference = model.fitted_booster().predict(frame, pred_contrib=True)
     assert np.abs(ex.contributions(model, frame, method="fast") - reference).max() <= TOL
     # the stored reasons are sums of exact contributions

@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import scored_features
 from likely.errors import BusyError, ConfigError, NotFoundError, RunError
-from likely.features import FeaturePlan, arrow_frame
 from likely.model.explain import contributions
 from likely.model.store import load_model
 from likely.scoring.records import SUCCESS, SUPERSEDED, TRAINING_ISSUE, run_dir
@@ -124,11 +124,7 @@ def explained(first_run):
     """The first run's plan, stored scores and TreeSHAP recomputed on its features.parquet."""
     ws, run = first_run
     folder = run_dir(ws.path, run.instance_id, run.id)
-    model = load_model(folder / "model")
-    meta = json.loads((folder / "model").read_text())["meta"]
-    plan = FeaturePlan.from_dict(meta["config"]["plan"])
-    features = pq.read_table(folder / "features.parquet")
-    frame = arrow_frame(features.to_batches(max_chunksize=features.num_rows)[0], plan)
+    model, plan, features, frame = scored_features(folder)
     stored = {r["profile_id"]: r for r in pq.read_table(folder / "scores.parquet").to_pylist()}
     ids = features.column("profile_id").to_pylist()
     # each behaviour's contribution per profile, summed here from the plan's sources
