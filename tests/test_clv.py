@@ -234,3 +234,24 @@ def test_once_the_horizon_has_passed_a_later_run_measures_what_was_spent(judged)
     assert by_bucket["High"]["actual_value"] > 3 * by_bucket["Low"]["actual_value"]
     performance = ws.performance("clv-30d")
     assert performance["type"] == "clv" and performance["runs"][0]["run_id"] == first.id
+
+
+def test_a_baseline_without_repeat_buyers_is_a_coded_error(tmp_path, write):
+    """Every customer bought exactly once: the spend model has nobody to learn from."""
+    start = date(2025, 1, 1)
+    lines = ["profile_id,timestamp,event_type,value"]
+    for p in range(80):
+        lines += [f"p{p},{start + timedelta(days=d)}T10:00:00,visit," for d in range(0, 100, 3)]
+        if p % 2:
+            lines.append(f"p{p},{start + timedelta(days=20 + p)}T11:00:00,buy,{10 + p}")
+    ws = Workspace.create(tmp_path / "ws")
+    ws.ingest_events([write("shop.csv", "\n".join(lines) + "\n")], "events")
+    ws.create_instance({"name": "clv", "type": "clv", "horizon_days": 30,
+                        "datasets": {"events": "events"},
+                        "goal": {"conditions": ["event_type = 'buy'"]},
+                        "min_positives": 5, "min_negatives": 5})
+    with pytest.raises(RunError) as err:
+        ws.run("clv", as_of=start + timedelta(days=99))
+    assert err.value.code == 415 and "baseline cannot be fitted" in err.value.message
+    assert "buy again" in err.value.message  # what to do about it
+    assert ws.runs("clv")[0].status == "failed" and ws.get_run("clv").error_code == 415

@@ -146,7 +146,9 @@ def _fit_baseline(rfm: dict[str, Any], cutoff: Any) -> BuyTillYouDie:
         return BuyTillYouDie.fit({k: v[known] for k, v in rfm.items() if k != PROFILE_ID})
     except DataError as exc:
         raise RunError(415, f"The buy-till-you-die baseline cannot be fitted on the purchases "
-                            f"before {cutoff:%Y-%m-%d}: {exc.message}") from None
+                            f"before {cutoff:%Y-%m-%d}: {exc.message} It needs customers who "
+                            "buy again: widen the population, or ingest a longer history."
+                       ) from None
 
 
 def _aligned(rfm: dict[str, Any], ids: np.ndarray) -> dict[str, np.ndarray]:
